@@ -1,0 +1,94 @@
+"""The default leaderboard: per model, per category and overall, Succ / Und / Gen / Gap (x100).
+
+Gap is the paper-compatible Gap Score (``method="reference"``), shown with its fragility: the largest
+change of the score over refits with 1e-6 noise on the input shares.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel
+
+from gapeval.scoring.joint import GroupScore, RunScores
+from gapeval.scoring.reference_gap import (
+    ReferenceGap,
+    fit_many,
+    fragility,
+    reference_gap_models_coupled,
+)
+
+Coupling = Literal["categories", "models"]
+
+
+class LeaderRow(BaseModel):
+    """One line of the leaderboard (percentages, x100)."""
+
+    model: str
+    run: str
+    category: str
+    n_paired: int
+    succ: float | None
+    und: float | None
+    gen: float | None
+    gap: float | None
+    gap_fragility: float | None
+    consistency: float | None
+    joint: list[float]
+
+
+def _pct(x: float | None) -> float | None:
+    return None if x is None else round(100 * x, 2)
+
+
+def _row(run: RunScores, name: str, g: GroupScore, gap: float | None, frag: float | None) -> LeaderRow:
+    return LeaderRow(model=run.model, run=run.run, category=name, n_paired=g.n_paired, succ=_pct(g.succ),
+                     und=_pct(g.und_acc), gen=_pct(g.gen_acc), gap=_pct(gap), gap_fragility=_pct(frag),
+                     consistency=_pct(g.consistency), joint=[round(x, 6) for x in g.joint.shares()])
+
+
+def leaderboard(runs: Sequence[RunScores], *, gap: bool = True, coupling: Coupling = "categories",
+                fragility_n: int = 6, workers: int = 2) -> list[LeaderRow]:
+    """Build leaderboard rows for scored runs.
+
+    Args:
+        runs: Scored runs (one model each).
+        gap: Compute the paper-compatible Gap Score (needs torch).
+        coupling: ``categories`` = the released scorer (one fit per model, its categories coupled);
+            ``models`` = the appendix reading (one fit per category across the given models).
+        fragility_n: Perturbed refits per model for the fragility figure (0 = skip).
+        workers: Processes for the fits.
+    """
+    fitted: list[ReferenceGap | None] = [None] * len(runs)
+    frags: list[list[float] | None] = [None] * len(runs)
+    frag_mean: list[float | None] = [None] * len(runs)
+    tables = [[g.joint.shares() for g in r.categories.values() if g.n_paired] for r in runs]
+    if gap:
+        idx = [i for i, t in enumerate(tables) if t]
+        if coupling == "categories":
+            for i, res in zip(idx, fit_many([tables[i] for i in idx], workers=workers), strict=True):
+                fitted[i] = res
+        elif idx:
+            coupled = reference_gap_models_coupled({str(i): tables[i] for i in idx})
+            for i in idx:
+                fitted[i] = coupled[str(i)]
+        if fragility_n > 0 and coupling == "categories":
+            for i in idx:
+                base = fitted[i]
+                assert base is not None
+                fr = fragility(tables[i], base, n=fragility_n, workers=workers)
+                frags[i], frag_mean[i] = fr.max_abs_change, fr.mean_max_abs_change
+    rows: list[LeaderRow] = []
+    for i, run in enumerate(runs):
+        res, k = fitted[i], 0
+        for name, g in run.categories.items():
+            cat_gap = cat_frag = None
+            if g.n_paired and res is not None:
+                cat_gap = res.gaps[k]
+                fr = frags[i]
+                cat_frag = fr[k] if fr is not None else None
+                k += 1
+            rows.append(_row(run, name, g, cat_gap, cat_frag))
+        rows.append(_row(run, "Overall", run.overall, res.gap_mean if res else None, frag_mean[i]))
+    return rows

@@ -1,0 +1,65 @@
+"""A suite: a named, hashed, ordered collection of items."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from gapeval.items import Category, Item
+
+
+class Skipped(BaseModel):
+    """An input that was not loaded, and why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str
+    field: str | None
+    message: str
+
+    def line(self) -> str:
+        """One line naming the file and field."""
+        return f"{self.file}: field '{self.field}': {self.message}" if self.field else f"{self.file}: {self.message}"
+
+
+class Suite(BaseModel):
+    """Items plus where they came from.
+
+    Attributes:
+        name: Suite name (e.g. ``gapeval`` or ``jsonl:my-suite``).
+        version: Version string of the suite definition.
+        root: Directory the items were loaded from (empty for generated suites).
+        items: The items, in a stable order.
+        skipped: Inputs left out under ``skip_invalid``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    version: str = "1"
+    root: str = ""
+    items: tuple[Item, ...]
+    skipped: tuple[Skipped, ...] = ()
+
+    def content_hash(self) -> str:
+        """SHA-256 over the items' content hashes, in order; recorded in every run manifest."""
+        h = hashlib.sha256()
+        for item in self.items:
+            h.update(item.content_hash().encode())
+        return h.hexdigest()
+
+    def by_id(self) -> dict[str, Item]:
+        """Items keyed by id."""
+        return {item.id: item for item in self.items}
+
+    def category_counts(self) -> dict[Category, int]:
+        """How many items each category holds."""
+        return dict(Counter(item.category for item in self.items))
+
+    @property
+    def root_path(self) -> Path:
+        """The suite root as a path."""
+        return Path(self.root)

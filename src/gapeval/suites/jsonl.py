@@ -1,0 +1,112 @@
+"""Our own plain format for user-made suites: one JSON object per line plus an image folder.
+
+Each line::
+
+    {"id": "q1", "category": "Reasoning", "subcategory": "puzzle",
+     "und": {"prompt": "Which option ...?", "images": ["img/q1.png"]},
+     "gen": {"prompt": "Circle the right option", "input_image": "img/q1.png"},
+     "refs": {"text": "B", "choice": "B", "image": "img/q1_ref.png", "counts": {"cat": 3}}}
+
+Image paths are relative to the JSONL file's folder and may not leave it. ``category`` is one of the
+four GapEval names or one of the authors' source strings (``counting``, ``Multi Hop``...).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from gapeval.errors import GapevalError
+from gapeval.images import safe_join, verify_image
+from gapeval.items import Category, GenerationTask, ImageRef, Item, References, UnderstandingTask
+from gapeval.suites.base import Skipped, Suite
+from gapeval.suites.official import CATEGORY_MAP
+
+
+def _category(value: Any, *, file: str, field: str) -> Category:
+    if isinstance(value, str):
+        for cat in Category:
+            if value.strip().lower() == cat.value.lower():
+                return cat
+        mapped = CATEGORY_MAP.get(value.strip().lower())
+        if mapped:
+            return mapped[0]
+    raise GapevalError(f"unknown category {value!r}", file=file, field=field)
+
+
+def _line_item(root: Path, rec: Any, where: str) -> Item:
+    if not isinstance(rec, dict):
+        raise GapevalError("each line must be a JSON object", file=where)
+
+    def image(rel: Any, field: str) -> ImageRef:
+        if not isinstance(rel, str):
+            raise GapevalError("image path must be a string", file=where, field=field)
+        path = safe_join(root, rel, file=Path(where), field=field)
+        verify_image(path, file=Path(where), field=field)
+        return ImageRef.from_file(path)
+
+    if not isinstance(rec.get("id"), (str, int)) or rec.get("id") == "":
+        raise GapevalError("id is missing", file=where, field="id")
+    und, gen, refs = rec.get("und") or {}, rec.get("gen") or {}, rec.get("refs") or {}
+    if not isinstance(und.get("prompt"), str) or not und["prompt"].strip():
+        raise GapevalError("understanding prompt is missing", file=where, field="und.prompt")
+    if not isinstance(gen.get("prompt"), str) or not gen["prompt"].strip():
+        raise GapevalError("generation prompt is missing", file=where, field="gen.prompt")
+    counts = refs.get("counts")
+    if counts is not None and not (isinstance(counts, dict) and all(isinstance(v, int) for v in counts.values())):
+        raise GapevalError("counts must map object names to integers", file=where, field="refs.counts")
+    return Item(
+        id=str(rec["id"]),
+        category=_category(rec.get("category"), file=where, field="category"),
+        subcategory=str(rec.get("subcategory") or ""),
+        source_category=str(rec.get("category")),
+        und=UnderstandingTask(prompt=und["prompt"], images=tuple(
+            image(p, f"und.images[{i}]") for i, p in enumerate(und.get("images") or []))),
+        gen=GenerationTask(prompt=gen["prompt"], input_image=image(gen["input_image"], "gen.input_image")
+                           if gen.get("input_image") else None),
+        refs=References(text=refs.get("text"), choice=refs.get("choice"),
+                        counts={str(k).lower(): v for k, v in counts.items()} if counts else None,
+                        image=image(refs["image"], "refs.image") if refs.get("image") else None,
+                        structured=refs.get("structured")),
+        raw=rec,
+    )
+
+
+def load_jsonl(path: str | Path, *, skip_invalid: bool = False, name: str | None = None) -> Suite:
+    """Load a JSONL suite (a ``.jsonl`` file, or a folder holding ``suite.jsonl``).
+
+    Raises:
+        GapevalError: naming the file, line and field of the first bad line (unless ``skip_invalid``).
+    """
+    file = Path(path)
+    if file.is_dir():
+        file = file / "suite.jsonl"
+    if not file.is_file():
+        raise GapevalError("suite file does not exist", file=file)
+    root = file.parent.resolve()
+    items: list[Item] = []
+    skipped: list[Skipped] = []
+    seen: set[str] = set()
+    for lineno, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        where = f"{file}:{lineno}"
+        try:
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise GapevalError(f"not valid JSON ({exc.msg})", file=where) from exc
+            item = _line_item(root, rec, where)
+            if item.id in seen:
+                raise GapevalError(f"duplicate id {item.id!r}", file=where, field="id")
+        except GapevalError as err:
+            if not skip_invalid:
+                raise
+            skipped.append(Skipped(file=err.file or where, field=err.field, message=err.message))
+            continue
+        seen.add(item.id)
+        items.append(item)
+    if not items:
+        raise GapevalError("no loadable items", file=file)
+    return Suite(name=name or f"jsonl:{file.stem}", root=str(root), items=tuple(items), skipped=tuple(skipped))
