@@ -35,11 +35,21 @@ def default_run_dir(suite: str, model: str) -> Path:
     return Path("runs") / f"{slug}-{stamp}"
 
 
-def run(suite: str | Suite, model: str, *, out: str | Path | None = None, seed: int = 0, samples_und: int = 1,
-        samples_gen: int = 1, judges: Sequence[str] = ("rules",), model_options: Mapping[str, str] | None = None,
-        batch_size: int = 8, skip_invalid: bool = False,
-        progress: Callable[[int], None] | None = None,
-        on_total: Callable[[int], None] | None = None) -> RunResult:
+def run(
+    suite: str | Suite,
+    model: str,
+    *,
+    out: str | Path | None = None,
+    seed: int = 0,
+    samples_und: int = 1,
+    samples_gen: int = 1,
+    judges: Sequence[str] = ("rules",),
+    model_options: Mapping[str, str] | None = None,
+    batch_size: int = 8,
+    skip_invalid: bool = False,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> RunResult:
     """Run a model on a suite, then judge the outputs.
 
     With ``out`` pointing at an existing run of the same spec, the run resumes: only pending (and failed)
@@ -47,9 +57,17 @@ def run(suite: str | Suite, model: str, *, out: str | Path | None = None, seed: 
     """
     loaded = load_suite(suite, skip_invalid=skip_invalid) if isinstance(suite, str) else suite
     options = dict(model_options or {})
-    spec = RunSpec(suite_name=loaded.name, suite_version=loaded.version, suite_hash=loaded.content_hash(),
-                   n_items=len(loaded.items), model=model, model_options=redact(options), seed=seed,
-                   samples_und=samples_und, samples_gen=samples_gen)
+    spec = RunSpec(
+        suite_name=loaded.name,
+        suite_version=loaded.version,
+        suite_hash=loaded.content_hash(),
+        n_items=len(loaded.items),
+        model=model,
+        model_options=redact(options),
+        seed=seed,
+        samples_und=samples_und,
+        samples_gen=samples_gen,
+    )
     mdl = load_model(model, suite=loaded, options=options)
     path = Path(out) if out is not None else default_run_dir(loaded.name, model)
     store, resumed = RunStore.open_or_create(path, spec, mdl.describe())
@@ -73,13 +91,21 @@ def suite_of(store: RunStore, override: str | None = None) -> Suite:
         raise GapevalError("the run does not record its suite; pass --suite", file=store.manifest_path)
     suite = load_suite(source, skip_invalid=True)
     if suite.content_hash() != manifest.spec.suite_hash:
-        raise GapevalError(f"suite {source} has changed since the run (content hash differs)",
-                           file=store.manifest_path, field="spec.suite_hash")
+        raise GapevalError(
+            f"suite {source} has changed since the run (content hash differs)",
+            file=store.manifest_path,
+            field="spec.suite_hash",
+        )
     return suite
 
 
-def judge(run_dir: str | Path | RunStore, judges: Sequence[str], *, suite: Suite | None = None,
-          suite_source: str | None = None) -> dict[str, JudgeStats]:
+def judge(
+    run_dir: str | Path | RunStore,
+    judges: Sequence[str],
+    *,
+    suite: Suite | None = None,
+    suite_source: str | None = None,
+) -> dict[str, JudgeStats]:
     """Judge a run's outputs with a chain of judges (never re-running the model)."""
     store = run_dir if isinstance(run_dir, RunStore) else RunStore.open(run_dir)
     try:

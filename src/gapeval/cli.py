@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -17,8 +16,11 @@ from rich.table import Table
 
 from gapeval.errors import GapevalError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Measure the understanding/generation gap of unified multimodal models.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Measure the understanding/generation gap of unified multimodal models.",
+)
 out = Console()
 err = Console(stderr=True)
 T = TypeVar("T")
@@ -36,8 +38,15 @@ def _guard(fn: Callable[[], T]) -> T:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=err, transient=True, disable=not err.is_terminal)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
 
 
 def _options(pairs: list[str] | None) -> dict[str, str]:
@@ -57,34 +66,57 @@ def _fmt(x: float | None, nd: int = 1) -> str:
 def print_leaderboard(rows: list[Any], title: str = "GapEval leaderboard (x100)") -> None:
     """Rich table of leaderboard rows."""
     table = Table(title=title, title_justify="left")
-    for col, just in [("model", "left"), ("category", "left"), ("N", "right"), ("Succ", "right"),
-                      ("Und", "right"), ("Gen", "right"), ("Gap", "right"), ("±frag", "right"),
-                      ("Cons", "right")]:
+    for col, just in [
+        ("model", "left"),
+        ("category", "left"),
+        ("N", "right"),
+        ("Succ", "right"),
+        ("Und", "right"),
+        ("Gen", "right"),
+        ("Gap", "right"),
+        ("±frag", "right"),
+        ("Cons", "right"),
+    ]:
         table.add_column(col, justify=just)  # type: ignore[arg-type]
     last = None
     for r in rows:
         if last is not None and r.model != last:
             table.add_section()
         last = r.model
-        table.add_row(r.model, r.category, str(r.n_paired), _fmt(r.succ), _fmt(r.und), _fmt(r.gen),
-                      _fmt(r.gap), _fmt(r.gap_fragility, 2), _fmt(r.consistency))
+        table.add_row(
+            r.model,
+            r.category,
+            str(r.n_paired),
+            _fmt(r.succ),
+            _fmt(r.und),
+            _fmt(r.gen),
+            _fmt(r.gap),
+            _fmt(r.gap_fragility, 2),
+            _fmt(r.consistency),
+        )
     out.print(table)
-    out.print("Succ: both directions right · Und/Gen: accuracy per direction · Gap: paper-compatible Gap "
-              "Score · ±frag: its largest change under 1e-6 input noise · Cons: directions agree",
-              style="dim")
+    out.print(
+        "Succ: both directions right · Und/Gen: accuracy per direction · Gap: paper-compatible Gap "
+        "Score · ±frag: its largest change under 1e-6 input noise · Cons: directions agree",
+        style="dim",
+    )
 
 
 @app.command("run")
 def run_cmd(
     suite: Annotated[str, typer.Argument(help="Suite name or path (authors' layout folder, or .jsonl).")],
     model: Annotated[str, typer.Option("--model", "-m", help="Model spec, e.g. replay:janus-pro.")],
-    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory (same spec resumes).")] = None,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Run directory (same spec resumes).")
+    ] = None,
     judge: Annotated[list[str] | None, typer.Option("--judge", "-j", help="Judge chain, in order.")] = None,
     seed: int = 0,
     samples_und: int = 1,
     samples_gen: int = 1,
     batch_size: int = 8,
-    model_opt: Annotated[list[str] | None, typer.Option("--model-opt", help="Adapter option KEY=VALUE.")] = None,
+    model_opt: Annotated[
+        list[str] | None, typer.Option("--model-opt", help="Adapter option KEY=VALUE.")
+    ] = None,
     skip_invalid: Annotated[bool, typer.Option(help="Load the good items, list the bad ones.")] = False,
     fragility_n: Annotated[int, typer.Option("--fragility", help="Perturbed refits for ±frag (0: off).")] = 6,
     as_json: JsonOpt = False,
@@ -97,27 +129,46 @@ def run_cmd(
     def go() -> None:
         with _progress() as bar:
             task = bar.add_task("outputs", total=None)
-            res = api.run(suite, model, out=out_dir, seed=seed, samples_und=samples_und, samples_gen=samples_gen,
-                          judges=judge or ["rules"], model_options=_options(model_opt), batch_size=batch_size,
-                          skip_invalid=skip_invalid, progress=lambda n: bar.advance(task, n),
-                          on_total=lambda n: bar.update(task, total=n))
+            res = api.run(
+                suite,
+                model,
+                out=out_dir,
+                seed=seed,
+                samples_und=samples_und,
+                samples_gen=samples_gen,
+                judges=judge or ["rules"],
+                model_options=_options(model_opt),
+                batch_size=batch_size,
+                skip_invalid=skip_invalid,
+                progress=lambda n: bar.advance(task, n),
+                on_total=lambda n: bar.update(task, total=n),
+            )
         for s in res.suite.skipped:
             err.print(f"skipped: {s.line()}", highlight=False, soft_wrap=True)
         with RunStore.open(res.path) as store:
             scores = score_run(store)
         rows = leaderboard([scores], gap=_has_torch(), fragility_n=fragility_n)
-        summary = {"run": str(res.path), "resumed": res.resumed, "outputs": vars(res.stats),
-                   "judges": {k: vars(v) for k, v in res.judge_stats.items()},
-                   "skipped": [s.line() for s in res.suite.skipped], "leaderboard": [r.model_dump() for r in rows]}
+        summary = {
+            "run": str(res.path),
+            "resumed": res.resumed,
+            "outputs": vars(res.stats),
+            "judges": {k: vars(v) for k, v in res.judge_stats.items()},
+            "skipped": [s.line() for s in res.suite.skipped],
+            "leaderboard": [r.model_dump() for r in rows],
+        }
         if as_json:
             out.print_json(data=summary)
             return
         st = res.stats
-        out.print(f"{'resumed' if res.resumed else 'new'} run: {st.done} outputs done, {st.failed} failed, "
-                  f"{st.unsupported} unsupported, {st.skipped_done} already done")
+        out.print(
+            f"{'resumed' if res.resumed else 'new'} run: {st.done} outputs done, {st.failed} failed, "
+            f"{st.unsupported} unsupported, {st.skipped_done} already done"
+        )
         for jid, js in res.judge_stats.items():
-            out.print(f"judge {jid}: {js.judged} decided, {js.cached} cached, {js.abstained} abstained, "
-                      f"{js.failed} failed")
+            out.print(
+                f"judge {jid}: {js.judged} decided, {js.cached} cached, {js.abstained} abstained, "
+                f"{js.failed} failed"
+            )
         print_leaderboard(rows)
         out.print(f"run directory: {res.path}")
 
@@ -150,8 +201,10 @@ def judge_cmd(
             out.print_json(data=data)
             return
         for jid, js in stats.items():
-            out.print(f"judge {jid}: {js.judged} decided, {js.cached} cached, {js.abstained} abstained, "
-                      f"{js.failed} failed")
+            out.print(
+                f"judge {jid}: {js.judged} decided, {js.cached} cached, {js.abstained} abstained, "
+                f"{js.failed} failed"
+            )
 
     _guard(go)
 
@@ -159,11 +212,14 @@ def judge_cmd(
 @app.command("score")
 def score_cmd(
     runs: Annotated[list[Path], typer.Argument(help="One or more run directories.")],
-    judge: Annotated[list[str] | None, typer.Option("--judge", "-j", help="Judge ids, by precedence.")] = None,
+    judge: Annotated[
+        list[str] | None, typer.Option("--judge", "-j", help="Judge ids, by precedence.")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
     method: Annotated[str, typer.Option(help="Gap method: reference (the paper's scorer).")] = "reference",
-    coupling: Annotated[str, typer.Option(help="categories (released scorer) or models (appendix).")] =
-    "categories",
+    coupling: Annotated[
+        str, typer.Option(help="categories (released scorer) or models (appendix).")
+    ] = "categories",
     fragility_n: Annotated[int, typer.Option("--fragility", help="Perturbed refits for ±frag (0: off).")] = 6,
     as_json: JsonOpt = False,
 ) -> None:
@@ -179,13 +235,19 @@ def score_cmd(
         if fmt not in ("table", "json", "csv"):
             raise GapevalError(f"unknown format {fmt!r}", field="--format")
         scored = []
-        for r in runs:
-            with RunStore.open(r) as store:
+        for run_dir in runs:
+            with RunStore.open(run_dir) as store:
                 scored.append(score_run(store, judge))
-        rows = leaderboard(scored, gap=_has_torch(), coupling=coupling,  # type: ignore[arg-type]
-                           fragility_n=fragility_n)
+        rows = leaderboard(
+            scored,
+            gap=_has_torch(),
+            coupling=coupling,  # type: ignore[arg-type]
+            fragility_n=fragility_n,
+        )
         if as_json or fmt == "json":
-            out.print_json(data={"runs": [s.model_dump() for s in scored], "leaderboard": [r.model_dump() for r in rows]})
+            out.print_json(
+                data={"runs": [s.model_dump() for s in scored], "leaderboard": [r.model_dump() for r in rows]}
+            )
         elif fmt == "csv":
             buf = io.StringIO()
             fields = [f for f in rows[0].model_dump() if f != "joint"] + ["p11", "p10", "p01", "p00"]
@@ -197,8 +259,9 @@ def score_cmd(
                 writer.writerow({**d, **dict(zip(["p11", "p10", "p01", "p00"], joint, strict=True))})
             sys.stdout.write(buf.getvalue())
         else:
-            title = "GapEval leaderboard (x100)" + (" — models-coupled Gap (appendix reading)"
-                                                    if coupling == "models" else "")
+            title = "GapEval leaderboard (x100)" + (
+                " — models-coupled Gap (appendix reading)" if coupling == "models" else ""
+            )
             print_leaderboard(rows, title)
 
     _guard(go)
@@ -207,8 +270,9 @@ def score_cmd(
 @app.command("gap")
 def gap_cmd(
     joint_json: Annotated[Path, typer.Argument(help="Authors' format: {model: [[p11,p10,p01,p00], ...]}.")],
-    coupling: Annotated[str, typer.Option(help="categories (released scorer) or models (appendix).")] =
-    "categories",
+    coupling: Annotated[
+        str, typer.Option(help="categories (released scorer) or models (appendix).")
+    ] = "categories",
     fragility_n: Annotated[int, typer.Option("--fragility", help="Perturbed refits for ±frag (0: off).")] = 6,
     workers: int = 2,
     as_json: JsonOpt = False,
@@ -230,25 +294,41 @@ def gap_cmd(
             results = dict(zip(tables, fit_many(list(tables.values()), workers=workers), strict=True))
         else:
             raise GapevalError(f"unknown coupling {coupling!r}", field="--coupling")
-        frag = {m: fragility(tables[m], results[m], n=fragility_n, workers=workers)
-                for m in tables} if fragility_n > 0 and coupling == "categories" else {}
+        frag = (
+            {m: fragility(tables[m], results[m], n=fragility_n, workers=workers) for m in tables}
+            if fragility_n > 0 and coupling == "categories"
+            else {}
+        )
         path = write_authors_output(joint_json, results)
         if as_json:
-            out.print_json(data={"output": str(path), "results": {m: r.model_dump() for m, r in results.items()},
-                                 "fragility": {m: f.model_dump() for m, f in frag.items()}})
+            out.print_json(
+                data={
+                    "output": str(path),
+                    "results": {m: r.model_dump() for m, r in results.items()},
+                    "fragility": {m: f.model_dump() for m, f in frag.items()},
+                }
+            )
             return
-        table = Table(title="Paper-compatible Gap Score" + (" (models-coupled, appendix reading)"
-                                                            if coupling == "models" else ""), title_justify="left")
+        table = Table(
+            title="Paper-compatible Gap Score"
+            + (" (models-coupled, appendix reading)" if coupling == "models" else ""),
+            title_justify="left",
+        )
         table.add_column("model")
         table.add_column("gaps per row (±fragility)")
         table.add_column("gap_mean", justify="right")
         for m, r in results.items():
             f = frag.get(m)
             cells = [f"{g:.6f}" + (f" ±{f.max_abs_change[k]:.4f}" if f else "") for k, g in enumerate(r.gaps)]
-            table.add_row(m, "  ".join(cells), f"{r.gap_mean:.6f}" + (f" ±{f.mean_max_abs_change:.4f}" if f else ""))
+            table.add_row(
+                m, "  ".join(cells), f"{r.gap_mean:.6f}" + (f" ±{f.mean_max_abs_change:.4f}" if f else "")
+            )
         out.print(table)
         if frag:
-            out.print(f"±: largest change over {fragility_n} refits with N(0, 1e-6) noise on the inputs", style="dim")
+            out.print(
+                f"±: largest change over {fragility_n} refits with N(0, 1e-6) noise on the inputs",
+                style="dim",
+            )
         out.print(f"wrote {path}")
 
     _guard(go)
@@ -296,8 +376,15 @@ def validate_cmd(
         s = load_suite(suite, skip_invalid=skip_invalid)
         counts = {c.value: n for c, n in s.category_counts().items()}
         if as_json:
-            out.print_json(data={"name": s.name, "items": len(s.items), "content_hash": s.content_hash(),
-                                 "categories": counts, "skipped": [k.line() for k in s.skipped]})
+            out.print_json(
+                data={
+                    "name": s.name,
+                    "items": len(s.items),
+                    "content_hash": s.content_hash(),
+                    "categories": counts,
+                    "skipped": [k.line() for k in s.skipped],
+                }
+            )
             return
         out.print(f"{s.name}: {len(s.items)} items, hash {s.content_hash()[:12]}")
         for c, n in counts.items():
@@ -312,18 +399,31 @@ def validate_cmd(
 def fetch_cmd(name: Annotated[str, typer.Argument(help="What to fetch: gapeval.")] = "gapeval") -> None:
     """Download the public GapEval snapshot into the data home (needs network and gapeval[hub])."""
     from gapeval.suites import data_home
-    from gapeval.suites.official import HUB_REPO
+    from gapeval.suites.official import HUB_REPO, fetch
 
     def go() -> None:
         if name != "gapeval":
             raise GapevalError(f"unknown dataset {name!r}; available: gapeval", field="name")
-        try:
-            from huggingface_hub import snapshot_download
-        except ImportError as exc:
-            raise GapevalError("fetching needs: pip install 'gapeval[hub]'") from exc
-        target = data_home() / "gapeval"
-        path = snapshot_download(repo_id=HUB_REPO, repo_type="dataset", local_dir=str(target))
+        path = fetch(data_home() / "gapeval")
         out.print(f"fetched {HUB_REPO} into {path}")
+
+    _guard(go)
+
+
+@app.command("sample")
+def sample_cmd(
+    target: Annotated[Path, typer.Argument(help="Folder to write the sample tree into.")] = Path(
+        "gapeval-sample"
+    ),
+) -> None:
+    """Write a 12-item sample in the authors' layout, with replayable outputs and their verdicts."""
+    from gapeval.suites.sample import SAMPLE_MODEL, write_sample_tree
+
+    def go() -> None:
+        if target.exists() and any(target.iterdir()):
+            raise GapevalError("exists and is not empty; pick another folder", file=target)
+        write_sample_tree(target)
+        out.print(f"wrote {target}; try: gapeval run {target} -m replay:{SAMPLE_MODEL} -j rules -j recorded")
 
     _guard(go)
 

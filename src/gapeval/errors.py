@@ -12,6 +12,7 @@ class GapevalError(Exception):
         message: What is wrong, in words a user can act on.
         file: The file (or directory) at fault, when there is one.
         field: The field inside that file, when there is one.
+
     """
 
     def __init__(self, message: str, *, file: str | Path | None = None, field: str | None = None) -> None:

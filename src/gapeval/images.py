@@ -18,6 +18,7 @@ def safe_join(root: Path, relative: str, *, file: Path, field: str) -> Path:
 
     Raises:
         GapevalError: The path is absolute or leads outside ``root``.
+
     """
     root = root.resolve()
     candidate = (root / relative).resolve()
@@ -31,6 +32,7 @@ def verify_image(path: Path, *, file: Path, field: str) -> None:
 
     Raises:
         GapevalError: Missing, unreadable, truncated or not an image.
+
     """
     if not path.is_file():
         raise GapevalError(f"image {path} does not exist", file=file, field=field)
@@ -38,7 +40,9 @@ def verify_image(path: Path, *, file: Path, field: str) -> None:
         with Image.open(path) as img:
             img.load()
     except Exception as exc:  # PIL raises many types for bad files
-        raise GapevalError(f"image {path} is unreadable or truncated ({exc})", file=file, field=field) from exc
+        raise GapevalError(
+            f"image {path} is unreadable or truncated ({exc})", file=file, field=field
+        ) from exc
 
 
 def first_image(folder: Path) -> Path | None:

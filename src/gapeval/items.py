@@ -37,6 +37,7 @@ class ImageRef(_Frozen):
     Attributes:
         path: Absolute path of the file on this machine.
         sha256: Hex SHA-256 of the file's bytes (content identity, independent of the path).
+
     """
 
     path: str
@@ -76,6 +77,7 @@ class References(_Frozen):
         choice: The correct option letter of a multiple-choice question.
         counts: Counting targets, object name -> required number.
         structured: Any other structured reference, kept as found.
+
     """
 
     text: str | None = None
@@ -98,6 +100,7 @@ class Item(_Frozen):
         refs: References for the judges.
         source: Where the item came from, relative to the suite root (e.g. ``data_12``).
         raw: The raw source record, kept because judges need fields we do not model.
+
     """
 
     id: str

@@ -38,8 +38,15 @@ def _supported(model: UnifiedModel, item: Item, direction: Direction) -> bool:
     return caps.generates and (caps.edits or not item.gen.is_edit)
 
 
-def execute(suite: Suite, model: UnifiedModel, store: RunStore, *, batch_size: int = 8,
-            retry_failed: bool = True, progress: Callable[[int], None] | None = None) -> RunStats:
+def execute(
+    suite: Suite,
+    model: UnifiedModel,
+    store: RunStore,
+    *,
+    batch_size: int = 8,
+    retry_failed: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> RunStats:
     """Produce every planned output not already done.
 
     Records for (item, direction, sample) are planned as pending first, then each output is written in
@@ -53,11 +60,16 @@ def execute(suite: Suite, model: UnifiedModel, store: RunStore, *, batch_size: i
         batch_size: Requests per model call.
         retry_failed: Ask again for outputs that failed before.
         progress: Called with the number of outputs finished (done, failed or skipped).
+
     """
     spec = store.manifest().spec
     samples = {Direction.UND: spec.samples_und, Direction.GEN: spec.samples_gen}
-    store.plan((item.id, d, s, request_seed(spec.seed, item.id, d, s))
-               for item in suite.items for d in Direction for s in range(samples[d]))
+    store.plan(
+        (item.id, d, s, request_seed(spec.seed, item.id, d, s))
+        for item in suite.items
+        for d in Direction
+        for s in range(samples[d])
+    )
     existing = {(o.item_id, o.direction, o.sample): o for o in store.outputs()}
     todo: dict[Direction, list[tuple[Item, int, int]]] = {Direction.UND: [], Direction.GEN: []}
     stats = RunStats()
@@ -65,15 +77,23 @@ def execute(suite: Suite, model: UnifiedModel, store: RunStore, *, batch_size: i
         for direction in Direction:
             for sample in range(samples[direction]):
                 rec = existing[(item.id, direction, sample)]
-                redo = rec.status is OutputStatus.PENDING or (retry_failed and rec.status is OutputStatus.FAILED)
+                redo = rec.status is OutputStatus.PENDING or (
+                    retry_failed and rec.status is OutputStatus.FAILED
+                )
                 if not redo:
                     stats.skipped_done += 1
                     if progress:
                         progress(1)
                     continue
                 if not _supported(model, item, direction):
-                    store.put_output(rec.model_copy(update={"status": OutputStatus.UNSUPPORTED,
-                                                            "error": "model lacks this capability"}))
+                    store.put_output(
+                        rec.model_copy(
+                            update={
+                                "status": OutputStatus.UNSUPPORTED,
+                                "error": "model lacks this capability",
+                            }
+                        )
+                    )
                     stats.unsupported += 1
                     if progress:
                         progress(1)
@@ -84,13 +104,19 @@ def execute(suite: Suite, model: UnifiedModel, store: RunStore, *, batch_size: i
 
     for direction, work in todo.items():
         for start in range(0, len(work), batch_size):
-            batch = work[start:start + batch_size]
+            batch = work[start : start + batch_size]
             outputs = _call(model, direction, batch)
             stats.model_calls += 1
             stats.requests[str(direction)] += len(batch)
             for (item, sample, seed), out in zip(batch, outputs, strict=True):
-                rec = OutputRecord(item_id=item.id, direction=direction, sample=sample, seed=seed,
-                                   status=OutputStatus.DONE, meta=out.meta)
+                rec = OutputRecord(
+                    item_id=item.id,
+                    direction=direction,
+                    sample=sample,
+                    seed=seed,
+                    status=OutputStatus.DONE,
+                    meta=out.meta,
+                )
                 png: bytes | None = None
                 if out.error is not None:
                     rec = rec.model_copy(update={"status": OutputStatus.FAILED, "error": out.error})
@@ -112,23 +138,43 @@ def execute(suite: Suite, model: UnifiedModel, store: RunStore, *, batch_size: i
     return stats
 
 
-def _call(model: UnifiedModel, direction: Direction,
-          batch: Sequence[tuple[Item, int, int]]) -> Sequence[TextOutput | ImageOutput]:
+def _call(
+    model: UnifiedModel, direction: Direction, batch: Sequence[tuple[Item, int, int]]
+) -> Sequence[TextOutput | ImageOutput]:
     """One model call; an exception fails the batch's requests with its message instead of the run."""
     try:
         if direction is Direction.UND:
-            und = [UnderstandRequest(item_id=i.id, prompt=i.und.prompt, images=tuple(r.path for r in i.und.images),
-                                     seed=seed, sample=s) for i, s, seed in batch]
+            und = [
+                UnderstandRequest(
+                    item_id=i.id,
+                    prompt=i.und.prompt,
+                    images=tuple(r.path for r in i.und.images),
+                    seed=seed,
+                    sample=s,
+                )
+                for i, s, seed in batch
+            ]
             results: Sequence[TextOutput | ImageOutput] = model.understand(und)
         else:
-            gen = [GenerateRequest(item_id=i.id, prompt=i.gen.prompt,
-                                   input_image=i.gen.input_image.path if i.gen.input_image else None,
-                                   seed=seed, sample=s) for i, s, seed in batch]
+            gen = [
+                GenerateRequest(
+                    item_id=i.id,
+                    prompt=i.gen.prompt,
+                    input_image=i.gen.input_image.path if i.gen.input_image else None,
+                    seed=seed,
+                    sample=s,
+                )
+                for i, s, seed in batch
+            ]
             results = model.generate(gen)
     except Exception as exc:  # a model's failure is recorded per request, never a crash of the run
         err = f"{type(exc).__name__}: {exc}"
-        return [TextOutput(error=err) if direction is Direction.UND else ImageOutput(error=err) for _ in batch]
+        return [
+            TextOutput(error=err) if direction is Direction.UND else ImageOutput(error=err) for _ in batch
+        ]
     if len(results) != len(batch):
         err = f"model returned {len(results)} outputs for {len(batch)} requests"
-        return [TextOutput(error=err) if direction is Direction.UND else ImageOutput(error=err) for _ in batch]
+        return [
+            TextOutput(error=err) if direction is Direction.UND else ImageOutput(error=err) for _ in batch
+        ]
     return results

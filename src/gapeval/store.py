@@ -46,7 +46,9 @@ def now() -> str:
 
 def redact(options: dict[str, str]) -> dict[str, str]:
     """Options safe to write down: values of secret-looking keys are replaced."""
-    return {k: ("<redacted>" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in options.items()}
+    return {
+        k: ("<redacted>" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in options.items()
+    }
 
 
 class OutputStatus(StrEnum):
@@ -127,8 +129,10 @@ class OutputRecord(BaseModel):
 
     @property
     def output_key(self) -> str | None:
-        """Content identity of the output for verdict caching (the item is part of it: same text,
-        other question, other verdict). None when there is no output."""
+        """Content identity of the output for verdict caching; None when there is no output.
+
+        The item is part of it: the same text answering another question gets another verdict.
+        """
         if self.status is not OutputStatus.DONE:
             return None
         content = self.text if self.direction is Direction.UND else self.image_sha
@@ -185,14 +189,24 @@ def git_revision() -> str | None:
     """The git revision of the gapeval source tree, when it is a checkout."""
     here = Path(__file__).resolve().parent
     try:
-        res = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=False)
+        res = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     if res.returncode != 0:
         return None
-    dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--", str(here)],
-                           capture_output=True, text=True, timeout=5, check=False).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(here), "status", "--porcelain", "--", str(here)],
+        capture_output=True,
+        text=True,
+        timeout=5,
+        check=False,
+    ).stdout.strip()
     return res.stdout.strip() + ("-dirty" if dirty else "")
 
 
@@ -222,16 +236,24 @@ class RunStore:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | Path, spec: RunSpec, model_description: dict[str, Any] | None = None) -> RunStore:
+    def create(
+        cls, path: str | Path, spec: RunSpec, model_description: dict[str, Any] | None = None
+    ) -> RunStore:
         """Make a new run directory (it must not hold a run already)."""
         root = Path(path)
         if (root / "manifest.json").exists():
             raise GapevalError("already holds a run; use it to resume or pick another --out", file=root)
         root.mkdir(parents=True, exist_ok=True)
         (root / "images").mkdir(exist_ok=True)
-        manifest = RunManifest(run_id=uuid.uuid4().hex, spec=spec, model_description=model_description or {},
-                               created_at=now(), versions=package_versions(), git_revision=git_revision(),
-                               platform=platform.platform())
+        manifest = RunManifest(
+            run_id=uuid.uuid4().hex,
+            spec=spec,
+            model_description=model_description or {},
+            created_at=now(),
+            versions=package_versions(),
+            git_revision=git_revision(),
+            platform=platform.platform(),
+        )
         store = cls(root)
         store.write_manifest(manifest)
         return store
@@ -247,8 +269,9 @@ class RunStore:
         return store
 
     @classmethod
-    def open_or_create(cls, path: str | Path, spec: RunSpec,
-                       model_description: dict[str, Any] | None = None) -> tuple[RunStore, bool]:
+    def open_or_create(
+        cls, path: str | Path, spec: RunSpec, model_description: dict[str, Any] | None = None
+    ) -> tuple[RunStore, bool]:
         """Resume the run at ``path`` if its spec matches, else create it.
 
         Returns:
@@ -256,6 +279,7 @@ class RunStore:
 
         Raises:
             GapevalError: ``path`` holds a run of a different spec (naming the first differing field).
+
         """
         root = Path(path)
         if not (root / "manifest.json").exists():
@@ -264,9 +288,12 @@ class RunStore:
         old = store.manifest().spec
         if old != spec:
             diff = next(k for k in RunSpec.model_fields if getattr(old, k) != getattr(spec, k))
-            raise GapevalError(f"holds a run of a different spec ({diff}: {getattr(old, diff)!r} != "
-                               f"{getattr(spec, diff)!r}); pick another --out", file=root / "manifest.json",
-                               field=f"spec.{diff}")
+            raise GapevalError(
+                f"holds a run of a different spec ({diff}: {getattr(old, diff)!r} != "
+                f"{getattr(spec, diff)!r}); pick another --out",
+                file=root / "manifest.json",
+                field=f"spec.{diff}",
+            )
         return store, True
 
     def close(self) -> None:
@@ -285,7 +312,9 @@ class RunStore:
         try:
             return RunManifest.model_validate_json(self.manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
-            raise GapevalError(f"unreadable manifest ({exc.__class__.__name__})", file=self.manifest_path) from exc
+            raise GapevalError(
+                f"unreadable manifest ({exc.__class__.__name__})", file=self.manifest_path
+            ) from exc
 
     def write_manifest(self, manifest: RunManifest) -> None:
         """Replace ``manifest.json`` atomically."""
@@ -316,8 +345,10 @@ class RunStore:
     def put_items(self, items: Iterable[Item]) -> None:
         """Record the run's items (id, category, subcategory, hash) so scores need no suite."""
         with self._tx():
-            self._db.executemany("INSERT OR IGNORE INTO items VALUES (?,?,?,?)",
-                                 [(i.id, i.category.value, i.subcategory, i.content_hash()) for i in items])
+            self._db.executemany(
+                "INSERT OR IGNORE INTO items VALUES (?,?,?,?)",
+                [(i.id, i.category.value, i.subcategory, i.content_hash()) for i in items],
+            )
 
     def items(self) -> dict[str, tuple[Category, str]]:
         """Item id -> (category, subcategory)."""
@@ -331,7 +362,8 @@ class RunStore:
             self._db.executemany(
                 "INSERT OR IGNORE INTO outputs (item_id, direction, sample, status, seed, updated_at) "
                 "VALUES (?,?,?,?,?,?)",
-                [(i, str(d), s, OutputStatus.PENDING.value, seed, now()) for i, d, s, seed in keys])
+                [(i, str(d), s, OutputStatus.PENDING.value, seed, now()) for i, d, s, seed in keys],
+            )
 
     def put_output(self, record: OutputRecord, image_png: bytes | None = None) -> OutputRecord:
         """Write one output durably; an image is stored (once) before the record that names it."""
@@ -344,26 +376,54 @@ class RunStore:
             record = record.model_copy(update={"image_sha": sha})
         with self._tx():
             self._db.execute(
-                "INSERT INTO outputs (item_id, direction, sample, status, seed, text, image_sha, error, meta, "
-                "attempts, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT (item_id, direction, sample) "
+                "INSERT INTO outputs (item_id, direction, sample, status, seed, text, image_sha, error, "
+                "meta, attempts, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                "ON CONFLICT (item_id, direction, sample) "
                 "DO UPDATE SET status=excluded.status, seed=excluded.seed, text=excluded.text, "
                 "image_sha=excluded.image_sha, error=excluded.error, meta=excluded.meta, "
                 "attempts=outputs.attempts + 1, updated_at=excluded.updated_at",
-                (record.item_id, str(record.direction), record.sample, record.status.value, record.seed,
-                 record.text, record.image_sha, record.error, json.dumps(record.meta), 1, now()))
+                (
+                    record.item_id,
+                    str(record.direction),
+                    record.sample,
+                    record.status.value,
+                    record.seed,
+                    record.text,
+                    record.image_sha,
+                    record.error,
+                    json.dumps(record.meta),
+                    1,
+                    now(),
+                ),
+            )
         return record
 
     def outputs(self, status: OutputStatus | None = None) -> list[OutputRecord]:
         """Output records, ordered by item, direction, sample."""
-        query = "SELECT item_id, direction, sample, status, seed, text, image_sha, error, meta, attempts FROM outputs"
+        query = (
+            "SELECT item_id, direction, sample, status, seed, text, image_sha, error, meta, attempts "
+            "FROM outputs"
+        )
         args: tuple[Any, ...] = ()
         if status is not None:
             query += " WHERE status = ?"
             args = (status.value,)
         rows = self._db.execute(query + " ORDER BY item_id, direction, sample", args).fetchall()
-        return [OutputRecord(item_id=r[0], direction=Direction(r[1]), sample=r[2], status=OutputStatus(r[3]),
-                             seed=r[4], text=r[5], image_sha=r[6], error=r[7], meta=json.loads(r[8]),
-                             attempts=r[9]) for r in rows]
+        return [
+            OutputRecord(
+                item_id=r[0],
+                direction=Direction(r[1]),
+                sample=r[2],
+                status=OutputStatus(r[3]),
+                seed=r[4],
+                text=r[5],
+                image_sha=r[6],
+                error=r[7],
+                meta=json.loads(r[8]),
+                attempts=r[9],
+            )
+            for r in rows
+        ]
 
     def image_path(self, sha: str) -> Path:
         """Where the image with this hash lives."""
@@ -375,15 +435,30 @@ class RunStore:
         with self._tx():
             self._db.execute(
                 "INSERT OR REPLACE INTO verdicts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (verdict.output_key, verdict.judge_id, verdict.rubric_hash, verdict.item_id,
-                 str(verdict.direction), verdict.sample, verdict.status.value,
-                 None if verdict.passed is None else int(verdict.passed), verdict.score, verdict.reason,
-                 verdict.raw, json.dumps(verdict.meta), now()))
+                (
+                    verdict.output_key,
+                    verdict.judge_id,
+                    verdict.rubric_hash,
+                    verdict.item_id,
+                    str(verdict.direction),
+                    verdict.sample,
+                    verdict.status.value,
+                    None if verdict.passed is None else int(verdict.passed),
+                    verdict.score,
+                    verdict.reason,
+                    verdict.raw,
+                    json.dumps(verdict.meta),
+                    now(),
+                ),
+            )
 
     def get_verdict(self, output_key: str, judge_id: str, rubric_hash: str) -> VerdictRecord | None:
         """The cached verdict of this judge (and rubric) on this output, if any."""
-        rows = list(self._verdicts("WHERE output_key=? AND judge_id=? AND rubric_hash=?",
-                                   (output_key, judge_id, rubric_hash)))
+        rows = list(
+            self._verdicts(
+                "WHERE output_key=? AND judge_id=? AND rubric_hash=?", (output_key, judge_id, rubric_hash)
+            )
+        )
         return rows[0] if rows else None
 
     def verdicts(self, judge_id: str | None = None) -> list[VerdictRecord]:
@@ -394,12 +469,24 @@ class RunStore:
 
     def _verdicts(self, where: str, args: tuple[Any, ...]) -> Iterator[VerdictRecord]:
         for r in self._db.execute(
-                "SELECT output_key, judge_id, rubric_hash, item_id, direction, sample, status, passed, score, "
-                f"reason, raw, meta FROM verdicts {where} ORDER BY item_id, direction, sample", args):
-            yield VerdictRecord(output_key=r[0], judge_id=r[1], rubric_hash=r[2], item_id=r[3],
-                                direction=Direction(r[4]), sample=r[5], status=VerdictStatus(r[6]),
-                                passed=None if r[7] is None else bool(r[7]), score=r[8], reason=r[9], raw=r[10],
-                                meta=json.loads(r[11]))
+            "SELECT output_key, judge_id, rubric_hash, item_id, direction, sample, status, passed, score, "
+            f"reason, raw, meta FROM verdicts {where} ORDER BY item_id, direction, sample",
+            args,
+        ):
+            yield VerdictRecord(
+                output_key=r[0],
+                judge_id=r[1],
+                rubric_hash=r[2],
+                item_id=r[3],
+                direction=Direction(r[4]),
+                sample=r[5],
+                status=VerdictStatus(r[6]),
+                passed=None if r[7] is None else bool(r[7]),
+                score=r[8],
+                reason=r[9],
+                raw=r[10],
+                meta=json.loads(r[11]),
+            )
 
     # -- internals ---------------------------------------------------------------------------------
     def _tx(self) -> _Transaction:

@@ -87,7 +87,8 @@ JUDGE_FAMILIES: dict[str, str] = {
     "recorded": "gapeval.judges.recorded:RecordedJudge",
 }
 JUDGE_DESCRIPTIONS: dict[str, str] = {
-    "rules": "exact rules: multiple-choice option, counting targets, normalised match; unchanged/copied images",
+    "rules": "exact rules: multiple-choice option, counting targets, normalised match; "
+    "unchanged/copied images",
     "recorded": "the authors' own verdicts saved beside replayed outputs (new_res.json)",
 }
 
@@ -118,8 +119,9 @@ class JudgeStats:
     skipped_no_output: int = 0
 
 
-def judge_run(store: RunStore, suite: Suite, judges: Sequence[Judge], *,
-              progress: Callable[[int], None] | None = None) -> dict[str, JudgeStats]:
+def judge_run(
+    store: RunStore, suite: Suite, judges: Sequence[Judge], *, progress: Callable[[int], None] | None = None
+) -> dict[str, JudgeStats]:
     """Judge every finished output with a chain of judges.
 
     Each output goes to the judges in order until one decides; a cached verdict of the same judge id and
@@ -128,6 +130,7 @@ def judge_run(store: RunStore, suite: Suite, judges: Sequence[Judge], *,
 
     Returns:
         Per judge id, what it did.
+
     """
     items = suite.by_id()
     stats = {j.judge_id: JudgeStats() for j in judges}
@@ -157,16 +160,27 @@ def judge_run(store: RunStore, suite: Suite, judges: Sequence[Judge], *,
             todo.append(JudgeTask(items[out.item_id], out, image))
         chunk = 64
         for start in range(0, len(todo), chunk):
-            batch = todo[start:start + chunk]
+            batch = todo[start : start + chunk]
             decisions = judge.judge_batch(batch)
             for task, dec in zip(batch, decisions, strict=True):
                 key = task.output.output_key
                 assert key is not None
-                store.put_verdict(VerdictRecord(
-                    output_key=key, judge_id=judge.judge_id, rubric_hash=judge.rubric_hash,
-                    item_id=task.item.id, direction=task.direction, sample=task.output.sample,
-                    status=dec.status, passed=dec.passed, score=dec.score, reason=dec.reason, raw=dec.raw,
-                    meta=dec.meta or {}))
+                store.put_verdict(
+                    VerdictRecord(
+                        output_key=key,
+                        judge_id=judge.judge_id,
+                        rubric_hash=judge.rubric_hash,
+                        item_id=task.item.id,
+                        direction=task.direction,
+                        sample=task.output.sample,
+                        status=dec.status,
+                        passed=dec.passed,
+                        score=dec.score,
+                        reason=dec.reason,
+                        raw=dec.raw,
+                        meta=dec.meta or {},
+                    )
+                )
                 if dec.status is VerdictStatus.OK:
                     st.judged += 1
                     if progress:

@@ -61,8 +61,10 @@ class RecordedJudge:
         if not name:
             family, _, name = manifest.spec.model.partition(":")
             if family != "replay":
-                raise GapevalError("recorded verdicts exist only for replayed runs; name the folder: "
-                                   "recorded:MODEL", field="judge")
+                raise GapevalError(
+                    "recorded verdicts exist only for replayed runs; name the folder: recorded:MODEL",
+                    field="judge",
+                )
         root = Path(manifest.model_description.get("root") or suite.root)
         return cls(root, name)
 
@@ -86,14 +88,23 @@ class RecordedJudge:
                 entry = record.get("text_eval")
             else:
                 file = Path(str(task.output.meta.get("file", ""))).name
-                entry = next((e for e in record.get("image_eval") or [] if isinstance(e, dict)
-                              and Path(str(e.get("generated_image", ""))).name == file), None)
+                entry = next(
+                    (
+                        e
+                        for e in record.get("image_eval") or []
+                        if isinstance(e, dict) and Path(str(e.get("generated_image", ""))).name == file
+                    ),
+                    None,
+                )
                 if isinstance(entry, dict) and entry.get("eval_type") == "image_text_balance":
                     # The balance check measures consistency with the model's own text, not correctness.
                     out.append(Decision.abstain("recorded image verdict is a consistency check"))
                     continue
-            passed = is_positive(_score(entry)) if isinstance(entry, dict) and entry.get("status") == "ok" \
+            passed = (
+                is_positive(_score(entry))
+                if isinstance(entry, dict) and entry.get("status") == "ok"
                 else None
+            )
             if passed is None:
                 out.append(Decision.abstain("no usable recorded verdict"))
             else:

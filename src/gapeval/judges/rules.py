@@ -23,12 +23,38 @@ from gapeval.items import Direction, Item
 from gapeval.judges.base import Decision, JudgeTask, text_hash
 
 RULES_VERSION = "rules-v1"
-_WORD_NUMBERS = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen twenty".split())}
+_WORD_NUMBERS = {
+    w: i
+    for i, w in enumerate(
+        [
+            "zero",
+            "one",
+            "two",
+            "three",
+            "four",
+            "five",
+            "six",
+            "seven",
+            "eight",
+            "nine",
+            "ten",
+            "eleven",
+            "twelve",
+            "thirteen",
+            "fourteen",
+            "fifteen",
+            "sixteen",
+            "seventeen",
+            "eighteen",
+            "nineteen",
+            "twenty",
+        ]
+    )
+}
 _NUM = r"(\d+(?:\.\d+)?|" + "|".join(_WORD_NUMBERS) + r")"
-_ANSWER_MARK = re.compile(r"(?:final\s+answer|answer|option|choice)\s*(?:is|:|=)?\s*[:\-]?\s*\**\(?([A-J])\)?(?![A-Za-z])",
-                          re.I)
+_ANSWER_MARK = re.compile(
+    r"(?:final\s+answer|answer|option|choice)\s*(?:is|:|=)?\s*[:\-]?\s*\**\(?([A-J])\)?(?![A-Za-z])", re.I
+)
 _BOXED = re.compile(r"\\boxed\{\s*\(?([A-J])\)?\s*\}")
 _BARE = re.compile(r"^\W*\(?([A-J])\)?[.):]?\W*$")
 
@@ -37,7 +63,7 @@ def final_answer(text: str) -> str:
     """The part of an answer that states the result: after the last 'answer' marker, else the last line."""
     marks = list(re.finditer(r"(?:final\s+answer|answer)\s*(?:is|:)", text, re.I))
     if marks:
-        return text[marks[-1].end():].strip()
+        return text[marks[-1].end() :].strip()
     lines = [ln for ln in text.strip().splitlines() if ln.strip()]
     return lines[-1].strip() if lines else ""
 
@@ -62,8 +88,10 @@ def _to_number(token: str) -> float:
 def stated_count(text: str, name: str) -> int | None:
     """The last count the text states for object ``name`` ("3 cats", "cats: 3", "three red cats")."""
     noun = re.escape(name.lower().rstrip("s"))
-    patterns = [rf"\b{_NUM}\s+(?:[a-z-]+\s+){{0,2}}?{noun}(?:s|es)?\b",
-                rf"\b{noun}(?:s|es)?\s*(?:[:=]|is|are|count(?:s)?\s*(?:is|:)?)\s*{_NUM}\b"]
+    patterns = [
+        rf"\b{_NUM}\s+(?:[a-z-]+\s+){{0,2}}?{noun}(?:s|es)?\b",
+        rf"\b{noun}(?:s|es)?\s*(?:[:=]|is|are|count(?:s)?\s*(?:is|:)?)\s*{_NUM}\b",
+    ]
     hits: list[tuple[int, float]] = []
     low = text.lower()
     for pat in patterns:
@@ -87,14 +115,21 @@ def judge_text(item: Item, text: str) -> Decision:
         option = extract_option(text)
         if option is None:
             return Decision.decide(False, "no explicit option in the answer", option=None)
-        return Decision.decide(option == refs.choice.upper(),
-                               f"final option {option}, expected {refs.choice.upper()}", option=option)
+        return Decision.decide(
+            option == refs.choice.upper(),
+            f"final option {option}, expected {refs.choice.upper()}",
+            option=option,
+        )
     if refs.counts:
         stated = {name: stated_count(text, name) for name in refs.counts}
         wrong = {k: v for k, v in stated.items() if v != refs.counts[k]}
-        return Decision.decide(not wrong, "all counts right" if not wrong else
-                               "; ".join(f"{k}: said {v}, expected {refs.counts[k]}" for k, v in wrong.items()),
-                               stated=stated)
+        return Decision.decide(
+            not wrong,
+            "all counts right"
+            if not wrong
+            else "; ".join(f"{k}: said {v}, expected {refs.counts[k]}" for k, v in wrong.items()),
+            stated=stated,
+        )
     ref = (refs.text or "").strip()
     if not ref:
         return Decision.abstain("no reference a rule can use")
@@ -106,8 +141,10 @@ def judge_text(item: Item, text: str) -> Decision:
         if not numbers:
             return Decision.decide(False, "no number in the final answer")
         got = float(numbers[-1])
-        return Decision.decide(abs(got - float(ref)) <= 1e-9 * max(1.0, abs(float(ref))),
-                               f"final number {numbers[-1]}, expected {ref}")
+        return Decision.decide(
+            abs(got - float(ref)) <= 1e-9 * max(1.0, abs(float(ref))),
+            f"final number {numbers[-1]}, expected {ref}",
+        )
     nref, nans = normalise(ref), normalise(answer)
     if len(nref.split()) > 5:
         return Decision.abstain("free-text reference: needs a model judge")
@@ -158,5 +195,3 @@ class RulesJudge:
             else:
                 out.append(judge_image(task.item, str(task.image_path)))
         return out
-
-

@@ -8,8 +8,10 @@ Third-party packages can add families through the ``gapeval.models`` entry-point
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Mapping, Sequence
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from PIL import Image
@@ -102,6 +104,7 @@ MODEL_FAMILIES: dict[str, str] = {
 }
 _DESCRIPTIONS: dict[str, str] = {
     "replay": "outputs already on disk in the authors' layout: replay:MODEL_DIR_NAME",
+    "py": "any adapter class, unregistered: py:path/to/adapter.py:Class or py:pkg.mod:Class",
 }
 
 
@@ -113,19 +116,42 @@ def available_models() -> dict[str, str]:
     return found
 
 
+def _load_py(target: str) -> Any:
+    """``path/to/file.py:Class`` or ``package.module:Class``."""
+    where, _, attr = target.rpartition(":")
+    if not where or not attr:
+        raise GapevalError(f"py model {target!r} is not FILE.py:Class or module:Class", field="model")
+    if where.endswith(".py"):
+        path = Path(where)
+        if not path.is_file():
+            raise GapevalError("model file does not exist", file=path, field="model")
+        mod_spec = importlib.util.spec_from_file_location(f"gapeval_user_model_{path.stem}", path)
+        assert mod_spec is not None and mod_spec.loader is not None
+        module = importlib.util.module_from_spec(mod_spec)
+        mod_spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(where)
+    if not hasattr(module, attr):
+        raise GapevalError(f"{where} has no class {attr!r}", field="model")
+    return getattr(module, attr)
+
+
 def _resolve(family: str) -> Any:
     target = MODEL_FAMILIES.get(family)
     if target is None:
         for ep in entry_points(group="gapeval.models"):
             if ep.name == family:
                 return ep.load()
-        raise GapevalError(f"unknown model family {family!r}; known: {', '.join(available_models())}",
-                           field="model")
+        raise GapevalError(
+            f"unknown model family {family!r}; known: {', '.join(available_models())}", field="model"
+        )
     module_name, _, attr = target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise GapevalError(f"model family {family!r} needs an optional dependency: {exc}", field="model") from exc
+        raise GapevalError(
+            f"model family {family!r} needs an optional dependency: {exc}", field="model"
+        ) from exc
     return getattr(module, attr)
 
 
@@ -136,8 +162,13 @@ def load_model(spec: str, *, suite: Suite, options: Mapping[str, str] | None = N
         spec: The model spec string.
         suite: The suite the model will run on (adapters such as replay need its root).
         options: Extra ``key=value`` settings for the adapter.
+
     """
     family, _, arg = spec.partition(":")
-    cls = _resolve(family)
+    if family == "py":
+        cls = _load_py(arg)
+        arg = ""
+    else:
+        cls = _resolve(family)
     model: UnifiedModel = cls.from_spec(arg, dict(options or {}), suite)
     return model

@@ -64,8 +64,11 @@ class ReplayModel:
                 except (json.JSONDecodeError, AttributeError) as exc:
                     out.append(TextOutput(error=f"{path}: unreadable ({exc})"))
                     continue
-                out.append(TextOutput(text=text, meta={"file": str(path)}) if isinstance(text, str)
-                           else TextOutput(error=f"{path}: field 'output_text' missing"))
+                out.append(
+                    TextOutput(text=text, meta={"file": str(path)})
+                    if isinstance(text, str)
+                    else TextOutput(error=f"{path}: field 'output_text' missing")
+                )
         return out
 
     def generate(self, requests: Sequence[GenerateRequest]) -> list[ImageOutput]:
@@ -73,8 +76,11 @@ class ReplayModel:
         out: list[ImageOutput] = []
         for req in requests:
             folder = self._folder(req.item_id)
-            files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) \
-                if folder and folder.is_dir() else []
+            files = (
+                sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+                if folder and folder.is_dir()
+                else []
+            )
             if req.sample >= len(files):
                 out.append(ImageOutput(error=f"no saved image for sample {req.sample} in {folder}"))
                 continue

@@ -34,7 +34,9 @@ class JointCounts(BaseModel):
     def shares(self) -> list[float]:
         """``[p11, p10, p01, p00]`` as the Gap Score takes them (zeros when empty)."""
         n = self.n
-        return [0.0] * 4 if n == 0 else [self.both / n, self.und_only / n, self.gen_only / n, self.neither / n]
+        return (
+            [0.0] * 4 if n == 0 else [self.both / n, self.und_only / n, self.gen_only / n, self.neither / n]
+        )
 
 
 class GroupScore(BaseModel):
@@ -49,6 +51,7 @@ class GroupScore(BaseModel):
         succ: Share of paired items right both ways.
         consistency: Share of paired items where the two directions agree (both right or both wrong).
         missing: Item-directions without a decided verdict (failed outputs, judge failures, abstentions).
+
     """
 
     n_items: int = 0
@@ -74,9 +77,13 @@ class RunScores(BaseModel):
     overall: GroupScore
 
 
-def item_scores(verdicts: Sequence[VerdictRecord], judge_order: Sequence[str]) -> dict[tuple[str, Direction], float]:
-    """Per (item, direction): mean score over samples, each sample decided by the first judge in
-    ``judge_order`` that decided it."""
+def item_scores(
+    verdicts: Sequence[VerdictRecord], judge_order: Sequence[str]
+) -> dict[tuple[str, Direction], float]:
+    """Per (item, direction): the mean score over samples.
+
+    Each sample is decided by the first judge in ``judge_order`` that decided it.
+    """
     rank = {j: i for i, j in enumerate(judge_order)}
     chosen: dict[tuple[str, Direction, int], tuple[int, float]] = {}
     for v in verdicts:
@@ -122,6 +129,7 @@ def score_run(store: RunStore, judges: Sequence[str] | None = None) -> RunScores
     Args:
         store: The run.
         judges: Judge ids in order of precedence; default: the run's judges in the order they were used.
+
     """
     manifest = store.manifest()
     order = list(judges) if judges else [j.judge_id for j in manifest.judges]
@@ -131,5 +139,11 @@ def score_run(store: RunStore, judges: Sequence[str] | None = None) -> RunScores
     for item_id, (cat, _) in sorted(items.items()):
         by_cat[cat].append(item_id)
     cats = {c.value: group_score(by_cat[c], scores) for c in Category if by_cat.get(c)}
-    return RunScores(run=str(store.path), model=manifest.spec.model, suite=manifest.spec.suite_name,
-                     judges=order, categories=cats, overall=group_score(sorted(items), scores))
+    return RunScores(
+        run=str(store.path),
+        model=manifest.spec.model,
+        suite=manifest.spec.suite_name,
+        judges=order,
+        categories=cats,
+        overall=group_score(sorted(items), scores),
+    )

@@ -43,13 +43,29 @@ def _pct(x: float | None) -> float | None:
 
 
 def _row(run: RunScores, name: str, g: GroupScore, gap: float | None, frag: float | None) -> LeaderRow:
-    return LeaderRow(model=run.model, run=run.run, category=name, n_paired=g.n_paired, succ=_pct(g.succ),
-                     und=_pct(g.und_acc), gen=_pct(g.gen_acc), gap=_pct(gap), gap_fragility=_pct(frag),
-                     consistency=_pct(g.consistency), joint=[round(x, 6) for x in g.joint.shares()])
+    return LeaderRow(
+        model=run.model,
+        run=run.run,
+        category=name,
+        n_paired=g.n_paired,
+        succ=_pct(g.succ),
+        und=_pct(g.und_acc),
+        gen=_pct(g.gen_acc),
+        gap=_pct(gap),
+        gap_fragility=_pct(frag),
+        consistency=_pct(g.consistency),
+        joint=[round(x, 6) for x in g.joint.shares()],
+    )
 
 
-def leaderboard(runs: Sequence[RunScores], *, gap: bool = True, coupling: Coupling = "categories",
-                fragility_n: int = 6, workers: int = 2) -> list[LeaderRow]:
+def leaderboard(
+    runs: Sequence[RunScores],
+    *,
+    gap: bool = True,
+    coupling: Coupling = "categories",
+    fragility_n: int = 6,
+    workers: int = 2,
+) -> list[LeaderRow]:
     """Build leaderboard rows for scored runs.
 
     Args:
@@ -59,6 +75,7 @@ def leaderboard(runs: Sequence[RunScores], *, gap: bool = True, coupling: Coupli
             ``models`` = the appendix reading (one fit per category across the given models).
         fragility_n: Perturbed refits per model for the fragility figure (0 = skip).
         workers: Processes for the fits.
+
     """
     fitted: list[ReferenceGap | None] = [None] * len(runs)
     frags: list[list[float] | None] = [None] * len(runs)
@@ -67,8 +84,8 @@ def leaderboard(runs: Sequence[RunScores], *, gap: bool = True, coupling: Coupli
     if gap:
         idx = [i for i, t in enumerate(tables) if t]
         if coupling == "categories":
-            for i, res in zip(idx, fit_many([tables[i] for i in idx], workers=workers), strict=True):
-                fitted[i] = res
+            for i, fit in zip(idx, fit_many([tables[i] for i in idx], workers=workers), strict=True):
+                fitted[i] = fit
         elif idx:
             coupled = reference_gap_models_coupled({str(i): tables[i] for i in idx})
             for i in idx:
@@ -77,8 +94,8 @@ def leaderboard(runs: Sequence[RunScores], *, gap: bool = True, coupling: Coupli
             for i in idx:
                 base = fitted[i]
                 assert base is not None
-                fr = fragility(tables[i], base, n=fragility_n, workers=workers)
-                frags[i], frag_mean[i] = fr.max_abs_change, fr.mean_max_abs_change
+                spread = fragility(tables[i], base, n=fragility_n, workers=workers)
+                frags[i], frag_mean[i] = spread.max_abs_change, spread.mean_max_abs_change
     rows: list[LeaderRow] = []
     for i, run in enumerate(runs):
         res, k = fitted[i], 0

@@ -45,6 +45,7 @@ class Fragility(BaseModel):
         n: Number of perturbed refits.
         max_abs_change: Per row, the largest change of the gap over the refits.
         mean_max_abs_change: The same for ``gap_mean``.
+
     """
 
     eps: float
@@ -58,6 +59,7 @@ def validate_rows(rows: Any, where: str = "rows") -> list[list[float]]:
 
     Raises:
         GapevalError: naming the row at fault.
+
     """
     if not isinstance(rows, list) or not rows:
         raise GapevalError("must be a non-empty list of [p11, p10, p01, p00] rows", field=where)
@@ -82,12 +84,15 @@ def _torch() -> Any:
     try:
         import torch
     except ImportError as exc:
-        raise GapevalError("the paper-compatible Gap Score needs torch: pip install 'gapeval[torch]'") from exc
+        raise GapevalError(
+            "the paper-compatible Gap Score needs torch: pip install 'gapeval[torch]'"
+        ) from exc
     return torch
 
 
-def reference_gap(rows: Sequence[Row], *, total_count: float = 1000.0, steps: int = 2000,
-                  lr: float = 0.05) -> ReferenceGap:
+def reference_gap(
+    rows: Sequence[Row], *, total_count: float = 1000.0, steps: int = 2000, lr: float = 0.05
+) -> ReferenceGap:
     """Fit one model's rows exactly as the authors' scorer does.
 
     Args:
@@ -96,9 +101,10 @@ def reference_gap(rows: Sequence[Row], *, total_count: float = 1000.0, steps: in
             real number of items).
         steps: AdamW steps.
         lr: AdamW learning rate.
+
     """
     torch = _torch()
-    import torch.nn.functional as F  # noqa: N812
+    import torch.nn.functional as F
 
     checked = validate_rows([list(r) for r in rows])
     # Shares in double precision first, then float32 tensors: computing them in float32 moves the
@@ -137,8 +143,12 @@ def reference_gap(rows: Sequence[Row], *, total_count: float = 1000.0, steps: in
             sigma_inv = torch.linalg.inv(lower @ lower.T)
             p_und = torch.sigmoid(theta[:, 0] - beta[0])
             p_gen = torch.sigmoid(theta[:, 1] - beta[1])
-            nll = -(und_succ * torch.log(p_und + eps) + und_fail * torch.log(1.0 - p_und + eps)
-                    + gen_succ * torch.log(p_gen + eps) + gen_fail * torch.log(1.0 - p_gen + eps)).sum()
+            nll = -(
+                und_succ * torch.log(p_und + eps)
+                + und_fail * torch.log(1.0 - p_und + eps)
+                + gen_succ * torch.log(p_gen + eps)
+                + gen_fail * torch.log(1.0 - p_gen + eps)
+            ).sum()
             diff = theta - mu
             mahal = 0.5 * torch.einsum("ni,ij,nj->n", diff, sigma_inv, diff).sum()
             logdet = n_rows * torch.log(torch.diagonal(lower)).sum()
@@ -153,8 +163,11 @@ def reference_gap(rows: Sequence[Row], *, total_count: float = 1000.0, steps: in
         assert best_theta is not None
         delta = best_theta[:, 0] - best_theta[:, 1]
         gap_abs = torch.clamp(delta.abs() / (1.0 + delta.abs()), 1e-6, 1.0 - 1e-6)
-        adjusted = torch.sigmoid(torch.logit(gap_abs) + LAMBDA_FAIL * torch.tensor(co_fail, dtype=f32)
-                                 - LAMBDA_SUCC * torch.tensor(co_success, dtype=f32))
+        adjusted = torch.sigmoid(
+            torch.logit(gap_abs)
+            + LAMBDA_FAIL * torch.tensor(co_fail, dtype=f32)
+            - LAMBDA_SUCC * torch.tensor(co_success, dtype=f32)
+        )
         gaps = [round(float(x), 6) for x in adjusted]
     finally:
         torch.set_num_threads(threads)
@@ -166,8 +179,14 @@ def _fit_one(args: tuple[list[list[float]], float, int, float]) -> ReferenceGap:
     return reference_gap(rows, total_count=total, steps=steps, lr=lr)
 
 
-def fit_many(tables: Sequence[Sequence[Row]], *, total_count: float = 1000.0, steps: int = 2000,
-             lr: float = 0.05, workers: int = 1) -> list[ReferenceGap]:
+def fit_many(
+    tables: Sequence[Sequence[Row]],
+    *,
+    total_count: float = 1000.0,
+    steps: int = 2000,
+    lr: float = 0.05,
+    workers: int = 1,
+) -> list[ReferenceGap]:
     """Fit several independent row sets, in parallel processes when ``workers`` > 1.
 
     Fits stay per table (batching them into one tensor problem changes the numbers).
@@ -187,18 +206,29 @@ def perturb(rows: Sequence[Row], eps: float, rng: np.random.Generator) -> list[l
     return np.clip(arr + rng.normal(0.0, eps, size=arr.shape), 0.0, None).tolist()  # type: ignore[no-any-return]
 
 
-def fragility(rows: Sequence[Row], base: ReferenceGap, *, eps: float = 1e-6, n: int = 6, seed: int = 0,
-              workers: int = 1, **fit_kwargs: Any) -> Fragility:
+def fragility(
+    rows: Sequence[Row],
+    base: ReferenceGap,
+    *,
+    eps: float = 1e-6,
+    n: int = 6,
+    seed: int = 0,
+    workers: int = 1,
+    **fit_kwargs: Any,
+) -> Fragility:
     """How far the score moves when the inputs move by ``eps`` (measured by ``n`` perturbed refits)."""
     rng = np.random.default_rng(seed)
     fits = fit_many([perturb(rows, eps, rng) for _ in range(n)], workers=workers, **fit_kwargs)
     per_row = [max((abs(f.gaps[k] - base.gaps[k]) for f in fits), default=0.0) for k in range(len(base.gaps))]
     mean = max((abs(f.gap_mean - base.gap_mean) for f in fits), default=0.0)
-    return Fragility(eps=eps, n=n, max_abs_change=[round(x, 6) for x in per_row],
-                     mean_max_abs_change=round(mean, 6))
+    return Fragility(
+        eps=eps, n=n, max_abs_change=[round(x, 6) for x in per_row], mean_max_abs_change=round(mean, 6)
+    )
 
 
-def reference_gap_models_coupled(tables: Mapping[str, Sequence[Row]], **fit_kwargs: Any) -> dict[str, ReferenceGap]:
+def reference_gap_models_coupled(
+    tables: Mapping[str, Sequence[Row]], **fit_kwargs: Any
+) -> dict[str, ReferenceGap]:
     """The appendix reading: one fit per category ACROSS models (the prior couples the models).
 
     This is not what the released scorer does (it fits each model alone, coupling its categories);
@@ -224,6 +254,7 @@ def read_authors_input(path: str | Path) -> dict[str, list[list[float]]]:
 
     Raises:
         GapevalError: naming the file and the model/row at fault.
+
     """
     file = Path(path)
     try:

@@ -28,6 +28,7 @@ def load_suite(spec: str, *, skip_invalid: bool = False) -> Suite:
         spec: ``gapeval`` (the fetched snapshot), a folder in the authors' layout, a folder holding
             ``suite.jsonl``, or a ``.jsonl`` file.
         skip_invalid: Load what is good and list the rest in ``Suite.skipped``.
+
     """
     from gapeval.suites.jsonl import load_jsonl
     from gapeval.suites.official import load_official
@@ -35,7 +36,9 @@ def load_suite(spec: str, *, skip_invalid: bool = False) -> Suite:
     if spec == "gapeval":
         local = data_home() / "gapeval"
         if not local.is_dir():
-            raise GapevalError("the GapEval snapshot is not fetched yet; run: gapeval fetch gapeval", file=local)
+            raise GapevalError(
+                "the GapEval snapshot is not fetched yet; run: gapeval fetch gapeval", file=local
+            )
         return load_official(local, skip_invalid=skip_invalid, name="gapeval")
     path = Path(spec)
     if path.suffix == ".jsonl" or (path.is_dir() and (path / "suite.jsonl").is_file()):

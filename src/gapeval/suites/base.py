@@ -22,7 +22,11 @@ class Skipped(BaseModel):
 
     def line(self) -> str:
         """One line naming the file and field."""
-        return f"{self.file}: field '{self.field}': {self.message}" if self.field else f"{self.file}: {self.message}"
+        return (
+            f"{self.file}: field '{self.field}': {self.message}"
+            if self.field
+            else f"{self.file}: {self.message}"
+        )
 
 
 class Suite(BaseModel):
@@ -34,6 +38,7 @@ class Suite(BaseModel):
         root: Directory the items were loaded from (empty for generated suites).
         items: The items, in a stable order.
         skipped: Inputs left out under ``skip_invalid``.
+
     """
 
     model_config = ConfigDict(frozen=True)

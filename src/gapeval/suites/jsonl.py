@@ -54,21 +54,30 @@ def _line_item(root: Path, rec: Any, where: str) -> Item:
     if not isinstance(gen.get("prompt"), str) or not gen["prompt"].strip():
         raise GapevalError("generation prompt is missing", file=where, field="gen.prompt")
     counts = refs.get("counts")
-    if counts is not None and not (isinstance(counts, dict) and all(isinstance(v, int) for v in counts.values())):
+    if counts is not None and not (
+        isinstance(counts, dict) and all(isinstance(v, int) for v in counts.values())
+    ):
         raise GapevalError("counts must map object names to integers", file=where, field="refs.counts")
     return Item(
         id=str(rec["id"]),
         category=_category(rec.get("category"), file=where, field="category"),
         subcategory=str(rec.get("subcategory") or ""),
         source_category=str(rec.get("category")),
-        und=UnderstandingTask(prompt=und["prompt"], images=tuple(
-            image(p, f"und.images[{i}]") for i, p in enumerate(und.get("images") or []))),
-        gen=GenerationTask(prompt=gen["prompt"], input_image=image(gen["input_image"], "gen.input_image")
-                           if gen.get("input_image") else None),
-        refs=References(text=refs.get("text"), choice=refs.get("choice"),
-                        counts={str(k).lower(): v for k, v in counts.items()} if counts else None,
-                        image=image(refs["image"], "refs.image") if refs.get("image") else None,
-                        structured=refs.get("structured")),
+        und=UnderstandingTask(
+            prompt=und["prompt"],
+            images=tuple(image(p, f"und.images[{i}]") for i, p in enumerate(und.get("images") or [])),
+        ),
+        gen=GenerationTask(
+            prompt=gen["prompt"],
+            input_image=image(gen["input_image"], "gen.input_image") if gen.get("input_image") else None,
+        ),
+        refs=References(
+            text=refs.get("text"),
+            choice=refs.get("choice"),
+            counts={str(k).lower(): v for k, v in counts.items()} if counts else None,
+            image=image(refs["image"], "refs.image") if refs.get("image") else None,
+            structured=refs.get("structured"),
+        ),
         raw=rec,
     )
 
@@ -78,6 +87,7 @@ def load_jsonl(path: str | Path, *, skip_invalid: bool = False, name: str | None
 
     Raises:
         GapevalError: naming the file, line and field of the first bad line (unless ``skip_invalid``).
+
     """
     file = Path(path)
     if file.is_dir():
@@ -109,4 +119,6 @@ def load_jsonl(path: str | Path, *, skip_invalid: bool = False, name: str | None
         items.append(item)
     if not items:
         raise GapevalError("no loadable items", file=file)
-    return Suite(name=name or f"jsonl:{file.stem}", root=str(root), items=tuple(items), skipped=tuple(skipped))
+    return Suite(
+        name=name or f"jsonl:{file.stem}", root=str(root), items=tuple(items), skipped=tuple(skipped)
+    )

@@ -28,7 +28,9 @@ CATEGORY_MAP: dict[str, tuple[Category, bool]] = {
 }
 MULTIPLE_CHOICE_SUBCATEGORIES = {"mmlu/mmmu", "puzzle"}
 _DATA_DIR = re.compile(r"^data_(\d+)$")
-_OPTION = re.compile(r"^\s*(?:the\s+)?(?:correct\s+)?(?:answer|option)?\s*(?:is|:)?\s*\(?([A-J])\)?[.):]?\s*$", re.I)
+_OPTION = re.compile(
+    r"^\s*(?:the\s+)?(?:correct\s+)?(?:answer|option)?\s*(?:is|:)?\s*\(?([A-J])\)?[.):]?\s*$", re.I
+)
 
 
 def _first(record: dict[str, Any], *keys: str) -> tuple[str | None, Any]:
@@ -112,6 +114,7 @@ def load_item(root: Path, folder: Path) -> Item:
 
     Raises:
         GapevalError: naming the file and the field at fault.
+
     """
     prompt_path = folder / "prompt.json"
     rec = read_prompt_record(prompt_path)
@@ -122,8 +125,9 @@ def load_item(root: Path, folder: Path) -> Item:
     mapped = CATEGORY_MAP.get(source_category.strip().lower())
     if mapped is None:
         known = ", ".join(sorted(CATEGORY_MAP))
-        raise GapevalError(f"unknown category {source_category!r} (known: {known})", file=prompt_path,
-                           field="category")
+        raise GapevalError(
+            f"unknown category {source_category!r} (known: {known})", file=prompt_path, field="category"
+        )
     category, edits = mapped
     subcategory = str(rec.get("subcategory") or "")
 
@@ -163,8 +167,11 @@ def load_item(root: Path, folder: Path) -> Item:
 
     _, ref_value = _first(rec, "reference", "expect_text", "answer", "gt_prompt")
     ref_text, ref_structured = _reference_text(ref_value)
-    counts = parse_counts(rec.get("task"), rec.get("explain")) if category is Category.NUMERICAL_PERCEPTION \
+    counts = (
+        parse_counts(rec.get("task"), rec.get("explain"))
+        if category is Category.NUMERICAL_PERCEPTION
         else None
+    )
     choice = parse_choice(ref_text) if subcategory.lower() in MULTIPLE_CHOICE_SUBCATEGORIES else None
     structured = ref_structured
     if rec.get("task") is not None or rec.get("explain") is not None:
@@ -178,8 +185,9 @@ def load_item(root: Path, folder: Path) -> Item:
         source_category=source_category,
         und=UnderstandingTask(prompt=und_prompt, images=(question,) if question else ()),
         gen=GenerationTask(prompt=gen_prompt, input_image=question if edits else None),
-        refs=References(text=ref_text, image=reference_image, choice=choice, counts=counts,
-                        structured=structured),
+        refs=References(
+            text=ref_text, image=reference_image, choice=choice, counts=counts, structured=structured
+        ),
         source=folder.name,
         raw={**rec, "_und_key": und_key},
     )
@@ -187,9 +195,12 @@ def load_item(root: Path, folder: Path) -> Item:
 
 def find_data_root(path: Path) -> Path:
     """The directory holding the ``data_<n>`` folders: ``path`` itself or a folder up to 3 levels below."""
-    candidates = [path, *sorted(p for p in path.glob("*") if p.is_dir()),
-                  *sorted(p for p in path.glob("*/*") if p.is_dir()),
-                  *sorted(p for p in path.glob("*/*/*") if p.is_dir())]
+    candidates = [
+        path,
+        *sorted(p for p in path.glob("*") if p.is_dir()),
+        *sorted(p for p in path.glob("*/*") if p.is_dir()),
+        *sorted(p for p in path.glob("*/*/*") if p.is_dir()),
+    ]
     for candidate in candidates:
         if any(_DATA_DIR.match(p.name) for p in candidate.iterdir() if p.is_dir()):
             return candidate
@@ -206,13 +217,14 @@ def load_official(path: str | Path, *, skip_invalid: bool = False, name: str = "
 
     Raises:
         GapevalError: On the first bad item unless ``skip_invalid``; always on duplicate ids.
+
     """
     root_in = Path(path)
     if not root_in.is_dir():
         raise GapevalError("dataset directory does not exist", file=root_in)
     root = find_data_root(root_in).resolve()
-    folders = sorted((p for p in root.iterdir() if p.is_dir() and _DATA_DIR.match(p.name)),
-                     key=lambda p: int(_DATA_DIR.match(p.name).group(1)))  # type: ignore[union-attr]
+    numbered = [(m, p) for p in root.iterdir() if p.is_dir() and (m := _DATA_DIR.match(p.name))]
+    folders = [p for m, p in sorted(numbered, key=lambda mp: int(mp[0].group(1)))]
     items: list[Item] = []
     skipped: list[Skipped] = []
     seen: dict[str, Path] = {}
@@ -220,8 +232,11 @@ def load_official(path: str | Path, *, skip_invalid: bool = False, name: str = "
         try:
             item = load_item(root, folder)
             if item.id in seen:
-                raise GapevalError(f"duplicate id {item.id!r} (also in {seen[item.id]})",
-                                   file=folder / "prompt.json", field="id")
+                raise GapevalError(
+                    f"duplicate id {item.id!r} (also in {seen[item.id]})",
+                    file=folder / "prompt.json",
+                    field="id",
+                )
         except GapevalError as err:
             if not skip_invalid:
                 raise
@@ -239,6 +254,7 @@ def fetch(cache_dir: str | Path | None = None, revision: str | None = None) -> P
 
     Returns:
         The local snapshot directory.
+
     """
     try:
         from huggingface_hub import snapshot_download

@@ -1,0 +1,5 @@
+"""``python -m gapeval``."""
+
+from gapeval.cli import main
+
+main()

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from gapeval.cli import app
+from gapeval.suites.sample import write_sample_tree
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+@pytest.fixture(scope="session")
+def sample_master(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_sample_tree(tmp_path_factory.mktemp("sample") / "gapeval")
+
+
+@pytest.fixture
+def sample_tree(sample_master: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "gapeval"
+    shutil.copytree(sample_master, dst)
+    return dst
+
+
+def add_item(
+    root: Path, name: str, prompt: object, files: dict[str, bytes | Image.Image] | None = None
+) -> Path:
+    folder = root / name
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "prompt.json").write_text(prompt if isinstance(prompt, str) else json.dumps(prompt))
+    for rel, data in (files or {}).items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(data, Image.Image):
+            data.save(folder / rel)
+        else:
+            (folder / rel).write_bytes(data)
+    return folder
+
+
+@pytest.fixture
+def cli() -> CliRunner:
+    return CliRunner()
+
+
+def invoke(runner: CliRunner, *args: str) -> tuple[int, str, str]:
+    res = runner.invoke(app, list(args), catch_exceptions=False)
+    return res.exit_code, res.stdout, res.stderr
+
+
+def gapeval_subprocess(*args: str, cwd: Path, **kw: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gapeval", *args],
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kw,
+    )  # type: ignore[call-overload]
