@@ -41,8 +41,8 @@ def run(
     *,
     out: str | Path | None = None,
     seed: int = 0,
-    samples_und: int = 1,
-    samples_gen: int = 1,
+    samples_und: int | None = None,
+    samples_gen: int | None = None,
     judges: Sequence[str] = ("rules",),
     model_options: Mapping[str, str] | None = None,
     batch_size: int = 8,
@@ -57,6 +57,9 @@ def run(
     """
     loaded = load_suite(suite, skip_invalid=skip_invalid) if isinstance(suite, str) else suite
     options = dict(model_options or {})
+    # The suite defines its decoding protocol (e.g. shapes-v1 samples 3 images per prompt).
+    samples_und = samples_und or loaded.defaults.get("samples_und", 1)
+    samples_gen = samples_gen or loaded.defaults.get("samples_gen", 1)
     spec = RunSpec(
         suite_name=loaded.name,
         suite_version=loaded.version,
@@ -105,12 +108,16 @@ def judge(
     *,
     suite: Suite | None = None,
     suite_source: str | None = None,
+    options: Mapping[str, str] | None = None,
 ) -> dict[str, JudgeStats]:
-    """Judge a run's outputs with a chain of judges (never re-running the model)."""
+    """Judge a run's outputs with a chain of judges (never re-running the model).
+
+    ``options`` configure judges that take them (the VLM judge: base_url, concurrency, samples...).
+    """
     store = run_dir if isinstance(run_dir, RunStore) else RunStore.open(run_dir)
     try:
         loaded = suite or suite_of(store, suite_source)
-        chain = [load_judge(spec, suite=loaded, store=store) for spec in judges]
+        chain = [load_judge(spec, suite=loaded, store=store, options=dict(options or {})) for spec in judges]
         return judge_run(store, loaded, chain)
     finally:
         if not isinstance(run_dir, RunStore):

@@ -85,16 +85,23 @@ def text_hash(*parts: str) -> str:
 JUDGE_FAMILIES: dict[str, str] = {
     "rules": "gapeval.judges.rules:RulesJudge",
     "recorded": "gapeval.judges.recorded:RecordedJudge",
+    "scene": "gapeval.judges.scene:SceneJudge",
+    "openai": "gapeval.judges.vlm:VLMJudge",
 }
 JUDGE_DESCRIPTIONS: dict[str, str] = {
     "rules": "exact rules: multiple-choice option, counting targets, normalised match; "
     "unchanged/copied images",
     "recorded": "the authors' own verdicts saved beside replayed outputs (new_res.json)",
+    "scene": "exact judge of the built-in shapes world (answers by rule, images parsed into scenes)",
+    "openai": "a VLM through any OpenAI-compatible API: openai:MODEL (default gpt-5-mini), --base-url URL",
 }
 
 
-def load_judge(spec: str, *, suite: Suite, store: RunStore) -> Judge:
-    """Build a judge from its spec (``rules``, ``recorded``, ...)."""
+def load_judge(spec: str, *, suite: Suite, store: RunStore, options: dict[str, str] | None = None) -> Judge:
+    """Build a judge from its spec (``rules``, ``recorded``, ``scene``, ``openai:MODEL``).
+
+    ``options`` go to judges that take them (the VLM judge: base_url, concurrency, samples, ...).
+    """
     family, _, arg = spec.partition(":")
     target = JUDGE_FAMILIES.get(family)
     if target is None:
@@ -104,19 +111,95 @@ def load_judge(spec: str, *, suite: Suite, store: RunStore) -> Judge:
         cls = getattr(importlib.import_module(module_name), attr)
     except ImportError as exc:
         raise GapevalError(f"judge {family!r} needs an optional dependency: {exc}", field="judge") from exc
-    judge: Judge = cls.from_spec(arg, suite=suite, store=store)
+    judge: Judge = cls.from_spec(arg, suite=suite, store=store, options=options or {})
     return judge
 
 
 @dataclass
 class JudgeStats:
-    """What a judging pass did."""
+    """What a judging pass did (requests and tokens for judges that call a model)."""
 
     judged: int = 0
     cached: int = 0
     abstained: int = 0
     failed: int = 0
-    skipped_no_output: int = 0
+    requests: int = 0
+    retries: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+
+
+def _judge_pass(
+    store: RunStore,
+    judge: Judge,
+    outputs: Sequence[OutputRecord],
+    items: dict[str, Item],
+    companions: dict[str, str],
+    progress: Callable[[int], None] | None,
+) -> tuple[JudgeStats, list[OutputRecord]]:
+    """One judge over the outputs handed to it; returns its stats and the outputs it abstained on."""
+    st = JudgeStats()
+    undecided: list[OutputRecord] = []
+    todo: list[JudgeTask] = []
+    for out in outputs:
+        key = out.output_key
+        assert key is not None
+        cached = store.get_verdict(key, judge.judge_id, judge.rubric_hash)
+        if cached is not None and cached.status is not VerdictStatus.FAILED:
+            st.cached += 1
+            if cached.status is VerdictStatus.ABSTAIN:
+                undecided.append(out)
+            elif progress:
+                progress(1)
+            continue
+        image = store.image_path(out.image_sha) if out.image_sha else None
+        todo.append(JudgeTask(items[out.item_id], out, image))
+
+    def record(task: JudgeTask, dec: Decision) -> None:
+        key = task.output.output_key
+        assert key is not None
+        store.put_verdict(
+            VerdictRecord(
+                output_key=key,
+                judge_id=judge.judge_id,
+                rubric_hash=judge.rubric_hash,
+                item_id=task.item.id,
+                direction=task.direction,
+                sample=task.output.sample,
+                status=dec.status,
+                passed=dec.passed,
+                score=dec.score,
+                reason=dec.reason,
+                raw=dec.raw,
+                meta=dec.meta or {},
+            )
+        )
+        if dec.status is VerdictStatus.OK:
+            st.judged += 1
+            if progress:
+                progress(1)
+        elif dec.status is VerdictStatus.ABSTAIN:
+            st.abstained += 1
+            undecided.append(task.output)
+        else:
+            # A failure is this judge's to retry later, not the next judge's to decide.
+            st.failed += 1
+
+    stream = getattr(judge, "judge_stream", None)
+    if stream is not None and todo:
+        # Concurrent judges write each verdict as it arrives: an interrupted judging loses nothing.
+        stream(todo, lambda i, dec: record(todo[i], dec), companions)
+    else:
+        for start in range(0, len(todo), 64):
+            batch = todo[start : start + 64]
+            for task, dec in zip(batch, judge.judge_batch(batch), strict=True):
+                record(task, dec)
+    usage = getattr(judge, "usage", None)
+    if usage is not None:
+        st.requests, st.retries = usage.requests, usage.retries
+        st.tokens_in, st.tokens_out = usage.tokens_in, usage.tokens_out
+        store.log("judge_usage", {"judge": judge.judge_id, "cache_hits": st.cached, **vars(usage)})
+    return st, undecided
 
 
 def judge_run(
@@ -133,63 +216,15 @@ def judge_run(
 
     """
     items = suite.by_id()
-    stats = {j.judge_id: JudgeStats() for j in judges}
     for judge in judges:
         store.add_judge(JudgeSpec(judge_id=judge.judge_id, rubric_hash=judge.rubric_hash, spec=judge.spec))
-    remaining: list[OutputRecord] = []
-    for out in store.outputs():
-        if out.output_key is None or out.item_id not in items:
-            continue
-        remaining.append(out)
+    outputs = store.outputs()
+    # The model's own answer, for checks that compare its image with its text (cross-modal consistency).
+    companions = {
+        o.item_id: o.text for o in outputs if o.direction is Direction.UND and o.sample == 0 and o.text
+    }
+    remaining = [o for o in outputs if o.output_key is not None and o.item_id in items]
+    stats: dict[str, JudgeStats] = {}
     for judge in judges:
-        todo: list[JudgeTask] = []
-        undecided: list[OutputRecord] = []
-        st = stats[judge.judge_id]
-        for out in remaining:
-            key = out.output_key
-            assert key is not None
-            cached = store.get_verdict(key, judge.judge_id, judge.rubric_hash)
-            if cached is not None and cached.status is not VerdictStatus.FAILED:
-                st.cached += 1
-                if cached.status is VerdictStatus.ABSTAIN:
-                    undecided.append(out)
-                elif progress:
-                    progress(1)
-                continue
-            image = store.image_path(out.image_sha) if out.image_sha else None
-            todo.append(JudgeTask(items[out.item_id], out, image))
-        chunk = 64
-        for start in range(0, len(todo), chunk):
-            batch = todo[start : start + chunk]
-            decisions = judge.judge_batch(batch)
-            for task, dec in zip(batch, decisions, strict=True):
-                key = task.output.output_key
-                assert key is not None
-                store.put_verdict(
-                    VerdictRecord(
-                        output_key=key,
-                        judge_id=judge.judge_id,
-                        rubric_hash=judge.rubric_hash,
-                        item_id=task.item.id,
-                        direction=task.direction,
-                        sample=task.output.sample,
-                        status=dec.status,
-                        passed=dec.passed,
-                        score=dec.score,
-                        reason=dec.reason,
-                        raw=dec.raw,
-                        meta=dec.meta or {},
-                    )
-                )
-                if dec.status is VerdictStatus.OK:
-                    st.judged += 1
-                    if progress:
-                        progress(1)
-                elif dec.status is VerdictStatus.ABSTAIN:
-                    st.abstained += 1
-                    undecided.append(task.output)
-                else:
-                    # A failure is this judge's to retry later, not the next judge's to decide.
-                    st.failed += 1
-        remaining = undecided
+        stats[judge.judge_id], remaining = _judge_pass(store, judge, remaining, items, companions, progress)
     return stats

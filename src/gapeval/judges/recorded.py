@@ -54,7 +54,7 @@ class RecordedJudge:
         self.spec = f"recorded:{model_dir_name}"
 
     @classmethod
-    def from_spec(cls, arg: str, *, suite: Suite, store: RunStore) -> RecordedJudge:
+    def from_spec(cls, arg: str, *, suite: Suite, store: RunStore, **_options: Any) -> RecordedJudge:
         """``recorded`` reads the replayed model's folder; ``recorded:NAME`` another model folder."""
         manifest = store.manifest()
         name = arg

@@ -101,9 +101,11 @@ class UnifiedModel(Protocol):
 #: family -> "module:Class". Adapters are imported lazily.
 MODEL_FAMILIES: dict[str, str] = {
     "replay": "gapeval.models.replay:ReplayModel",
+    "toy": "gapeval.models.toy:ToyModel",
 }
 _DESCRIPTIONS: dict[str, str] = {
     "replay": "outputs already on disk in the authors' layout: replay:MODEL_DIR_NAME",
+    "toy": "the built-in unified model trained on the shapes world (shipped weights, or toy:CHECKPOINT.pt)",
     "py": "any adapter class, unregistered: py:path/to/adapter.py:Class or py:pkg.mod:Class",
 }
 

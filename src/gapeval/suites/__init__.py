@@ -13,6 +13,8 @@ __all__ = ["SUITES", "Skipped", "Suite", "data_home", "load_suite"]
 #: Named suites and what they are; paths (a folder or a .jsonl file) are accepted too.
 SUITES: dict[str, str] = {
     "gapeval": "the published GapEval snapshot (fetch it first: gapeval fetch gapeval)",
+    "shapes-v1": "the built-in procedural world: 1280 held-out items, 320 per category, exact judges",
+    "shapes-v1-mini": "96 items of the same world, for quick runs and CI",
 }
 
 
@@ -33,6 +35,11 @@ def load_suite(spec: str, *, skip_invalid: bool = False) -> Suite:
     from gapeval.suites.jsonl import load_jsonl
     from gapeval.suites.official import load_official
 
+    if spec.startswith("shapes-"):
+        from gapeval.suites.shapes import SHAPES_SUITES, build
+
+        if spec in SHAPES_SUITES:
+            return build(spec, data_home() / "suites")
     if spec == "gapeval":
         local = data_home() / "gapeval"
         if not local.is_dir():

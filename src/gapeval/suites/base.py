@@ -6,7 +6,7 @@ import hashlib
 from collections import Counter
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from gapeval.items import Category, Item
 
@@ -38,6 +38,7 @@ class Suite(BaseModel):
         root: Directory the items were loaded from (empty for generated suites).
         items: The items, in a stable order.
         skipped: Inputs left out under ``skip_invalid``.
+        defaults: Run settings the suite defines (e.g. ``samples_gen``), used unless overridden.
 
     """
 
@@ -48,6 +49,7 @@ class Suite(BaseModel):
     root: str = ""
     items: tuple[Item, ...]
     skipped: tuple[Skipped, ...] = ()
+    defaults: dict[str, int] = Field(default_factory=dict)
 
     def content_hash(self) -> str:
         """SHA-256 over the items' content hashes, in order; recorded in every run manifest."""

@@ -1,0 +1,124 @@
+"""Agreement of a judge with people, or with another judge: accuracy, Cohen's kappa, confusion, Pearson r.
+
+This is how a user decides whether a cheaper (local) judge can replace an API judge: label a sample of
+outputs by hand, judge them with both, and compare.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+from gapeval.errors import GapevalError
+from gapeval.items import Direction
+from gapeval.store import RunStore, VerdictStatus
+
+Key = tuple[str, str]
+_TRUE = {"1", "pass", "true", "yes", "correct"}
+_FALSE = {"0", "fail", "false", "no", "incorrect"}
+
+
+class CategoryAgreement(BaseModel):
+    """Agreement within one category."""
+
+    category: str
+    n: int
+    accuracy: float
+    kappa: float | None
+
+
+class Agreement(BaseModel):
+    """Agreement over the outputs both sides decided."""
+
+    n: int
+    accuracy: float
+    kappa: float
+    pearson: float
+    confusion: list[list[int]]
+    per_category: list[CategoryAgreement]
+
+
+def judge_labels(store: RunStore, judge_id: str) -> dict[Key, float]:
+    """A judge's per (item, direction) score in the run: the mean over decided samples."""
+    scores: dict[Key, list[float]] = defaultdict(list)
+    for v in store.verdicts(judge_id):
+        if v.status is VerdictStatus.OK and v.score is not None:
+            scores[(v.item_id, str(v.direction))].append(v.score)
+    if not scores:
+        raise GapevalError(
+            f"no decided verdicts of judge {judge_id!r} in this run", file=store.path, field="judge"
+        )
+    return {k: float(np.mean(v)) for k, v in scores.items()}
+
+
+def read_labels(path: str | Path) -> dict[Key, float]:
+    """Human labels: CSV with columns item_id, direction (und/gen), label (1/0, pass/fail, yes/no...)."""
+    src = Path(path)
+    try:
+        fh = src.open(newline="")
+    except OSError as exc:
+        raise GapevalError(f"cannot read ({exc.strerror})", file=src) from exc
+    out: dict[Key, float] = {}
+    with fh:
+        reader = csv.DictReader(fh)
+        for col in ("item_id", "direction", "label"):
+            if col not in (reader.fieldnames or []):
+                raise GapevalError(f"missing column {col!r}", file=src, field=col)
+        for line, row in enumerate(reader, start=2):
+            where = f"{src}:{line}"
+            direction = row["direction"].strip().lower()
+            if direction not in {d.value for d in Direction}:
+                raise GapevalError(
+                    f"direction must be und or gen, not {row['direction']!r}", file=where, field="direction"
+                )
+            word = row["label"].strip().lower()
+            if word not in _TRUE | _FALSE:
+                raise GapevalError(
+                    f"label must be pass/fail (or 1/0, yes/no), not {row['label']!r}",
+                    file=where,
+                    field="label",
+                )
+            out[(row["item_id"], direction)] = 1.0 if word in _TRUE else 0.0
+    return out
+
+
+def _kappa(a: np.ndarray, b: np.ndarray) -> float | None:
+    po = float(np.mean(a == b))
+    pe = float(np.mean(a) * np.mean(b) + np.mean(~a) * np.mean(~b))
+    return None if pe >= 1.0 else (po - pe) / (1 - pe)
+
+
+def agreement(ours: dict[Key, float], theirs: dict[Key, float], categories: dict[str, str]) -> Agreement:
+    """Compare two sets of verdicts on the outputs both decided (scores >= 0.5 count as pass)."""
+    keys = sorted(set(ours) & set(theirs))
+    if not keys:
+        raise GapevalError("the two sides share no judged outputs", field="labels")
+    a = np.array([ours[k] for k in keys])
+    b = np.array([theirs[k] for k in keys])
+    pa, pb = a >= 0.5, b >= 0.5
+    conf = [[int(np.sum(pa & pb)), int(np.sum(pa & ~pb))], [int(np.sum(~pa & pb)), int(np.sum(~pa & ~pb))]]
+    pearson = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
+    per = []
+    for cat in sorted({categories.get(k[0], "") for k in keys}):
+        idx = np.array([categories.get(k[0], "") == cat for k in keys])
+        per.append(
+            CategoryAgreement(
+                category=cat or "(unknown)",
+                n=int(idx.sum()),
+                accuracy=float(np.mean(pa[idx] == pb[idx])),
+                kappa=_kappa(pa[idx], pb[idx]),
+            )
+        )
+    kappa = _kappa(pa, pb)
+    return Agreement(
+        n=len(keys),
+        accuracy=float(np.mean(pa == pb)),
+        kappa=kappa if kappa is not None else 1.0,
+        pearson=pearson,
+        confusion=conf,
+        per_category=per,
+    )

@@ -1,0 +1,344 @@
+"""The VLM judge: any OpenAI-compatible chat-completions endpoint (hosted API, OpenRouter, local vLLM).
+
+- Rubrics are data (``judges/rubrics/*.yaml``); the rubric text and the protocol settings are hashed
+  into the verdict cache key, so changing either re-judges and nothing else does.
+- Requests run concurrently under a bound, with retries (exponential backoff with jitter, honouring
+  ``Retry-After``) on 429, 5xx, timeouts and unusable replies, up to a hard attempt cap; after that the
+  output's verdict is stored as ``failed`` with the reason (retried on the next judging, never counted
+  against the model).
+- Options: the two-turn protocol of the reference pipeline ("Are you sure? Think carefully.", keeping
+  the second verdict and recording both), and ``k`` independent samples per output with majority or
+  mean aggregation and their agreement stored.
+- The API key is read from an environment variable at call time and never written anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email.utils
+import io
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from gapeval.errors import GapevalError
+from gapeval.items import Direction, Item
+from gapeval.judges.base import Decision, JudgeTask, text_hash
+from gapeval.judges.rubric import Rubric, balance_rubric, parse_verdict, rubric_for
+from gapeval.store import VerdictStatus
+
+DEFAULT_MODEL = "gpt-5-mini"
+FOLLOW_UP = "Are you sure? Think carefully."
+
+
+@dataclass
+class VLMSettings:
+    """How the judge is reached and how it judges (everything but the key is recorded)."""
+
+    model: str = DEFAULT_MODEL
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = 16
+    max_attempts: int = 6
+    timeout_s: float = 120.0
+    backoff_s: float = 1.0
+    max_backoff_s: float = 60.0
+    samples: int = 1
+    aggregation: str = "mean"
+    two_turn: bool = False
+    image_max_side: int = 1024
+    max_tokens: int | None = None
+
+    def protocol(self) -> str:
+        """The settings that change verdicts (hashed with the rubric)."""
+        return (
+            f"samples={self.samples};aggregation={self.aggregation};two_turn={self.two_turn};"
+            f"image_max_side={self.image_max_side}"
+        )
+
+
+@dataclass
+class Usage:
+    """Request and token accounting for one judging pass."""
+
+    requests: int = 0
+    retries: int = 0
+    failures: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    wall_s: float = 0.0
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, wait: float | None = None) -> None:
+        super().__init__(reason)
+        self.wait = wait
+
+
+def _retry_after(headers: Any) -> float | None:
+    value = headers.get("retry-after") if headers is not None else None
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value)
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+@dataclass
+class _ImageCache:
+    max_side: int
+    urls: dict[str, str] = field(default_factory=dict)
+
+    def url(self, path: str) -> str:
+        if path not in self.urls:
+            with Image.open(path) as src:
+                fmt = "JPEG" if (src.format or "").upper() == "JPEG" else "PNG"
+                img = src.convert("RGB")
+                if max(img.size) > self.max_side:
+                    scale = self.max_side / max(img.size)
+                    img = img.resize(
+                        (max(1, round(img.width * scale)), max(1, round(img.height * scale))),
+                        Image.Resampling.LANCZOS,
+                    )
+                buf = io.BytesIO()
+                img.save(buf, format=fmt)
+            mime = "image/jpeg" if fmt == "JPEG" else "image/png"
+            self.urls[path] = f"data:{mime};base64,{base64.b64encode(buf.getvalue()).decode()}"
+        return self.urls[path]
+
+
+class VLMJudge:
+    """An OpenAI-compatible vision-language model as judge (spec ``openai:MODEL``)."""
+
+    batch_size = 1_000_000  # the judge streams its decisions; the pipeline need not chunk
+
+    def __init__(self, settings: VLMSettings) -> None:
+        self.settings = settings
+        self.judge_id = f"openai:{settings.model}"
+        self.spec = f"openai:{settings.model}" + (
+            f" base_url={settings.base_url}" if settings.base_url else ""
+        )
+        self.rubric_hash = text_hash(settings.protocol(), *(r.text for r in _rubric_set()))
+        self.usage = Usage()
+        self._images = _ImageCache(settings.image_max_side)
+
+    @classmethod
+    def from_spec(cls, arg: str, *, options: dict[str, str] | None = None, **_: Any) -> VLMJudge:
+        """``openai:MODEL`` (default gpt-5-mini).
+
+        Options: base_url, api_key_env, concurrency, samples, aggregation, two_turn, max_attempts,
+        timeout_s, backoff_s, image_max_side, max_tokens.
+        """
+        opts = dict(options or {})
+        s = VLMSettings(model=arg or DEFAULT_MODEL)
+        for key, value in opts.items():
+            if not hasattr(s, key):
+                raise GapevalError(f"unknown judge option {key!r}", field="--judge-opt")
+            current = getattr(s, key)
+            if isinstance(current, bool):
+                setattr(s, key, value.lower() in {"1", "true", "yes"})
+            elif isinstance(current, int):
+                setattr(s, key, int(value))
+            elif isinstance(current, float):
+                setattr(s, key, float(value))
+            else:
+                setattr(s, key, value)
+        if s.aggregation not in ("mean", "majority"):
+            raise GapevalError("aggregation must be mean or majority", field="aggregation")
+        return cls(s)
+
+    # -- messages ------------------------------------------------------------------------------------
+    def messages(
+        self, rubric: Rubric, item: Item, task: JudgeTask, model_text: str | None = None
+    ) -> list[Any]:
+        """The chat messages for one output under one rubric (images as data URLs)."""
+        direction = Direction.UND if rubric.direction == "und" else Direction.GEN
+        prompt = item.und.prompt if direction is Direction.UND else item.gen.prompt
+        question = (
+            item.und.images[0].path
+            if item.und.images
+            else (item.gen.input_image.path if item.gen.input_image else None)
+        )
+        paths = {
+            "question": question,
+            "reference": item.refs.image.path if item.refs.image else None,
+            "output": str(task.image_path) if task.image_path else None,
+        }
+        text = rubric.render(
+            prompt=prompt,
+            und_prompt=item.und.prompt,
+            gen_prompt=item.gen.prompt,
+            reference=item.refs.text or "",
+            choice=item.refs.choice or "",
+            counts=item.refs.counts or {},
+            output_text=task.output.text or "",
+            model_text=model_text or "",
+            has_reference_image=item.refs.image is not None,
+        )
+        content: list[dict[str, Any]] = [{"type": "text", "text": text}]
+        for name in rubric.images:
+            if paths.get(name):
+                content.append(
+                    {"type": "image_url", "image_url": {"url": self._images.url(str(paths[name]))}}
+                )
+        return [{"role": "system", "content": rubric.system}, {"role": "user", "content": content}]
+
+    # -- calls ---------------------------------------------------------------------------------------
+    def _client(self) -> Any:
+        try:
+            from openai import AsyncOpenAI
+        except ImportError as exc:
+            raise GapevalError("the VLM judge needs: pip install 'gapeval[judge]'") from exc
+        key = os.environ.get(self.settings.api_key_env)
+        if not key:
+            raise GapevalError(
+                f"set the API key in the environment variable {self.settings.api_key_env}",
+                field="api_key_env",
+            )
+        return AsyncOpenAI(
+            api_key=key, base_url=self.settings.base_url, max_retries=0, timeout=self.settings.timeout_s
+        )
+
+    async def _complete(self, client: Any, messages: list[Any]) -> str:
+        """One chat completion with retries; raises _Retryable after the attempt cap."""
+        import openai
+
+        s = self.settings
+        last = "no attempt"
+        for attempt in range(s.max_attempts):
+            wait: float | None = None
+            try:
+                self.usage.requests += 1
+                kwargs: dict[str, Any] = {"model": s.model, "messages": messages}
+                if s.max_tokens:
+                    kwargs["max_completion_tokens"] = s.max_tokens
+                resp = await client.chat.completions.create(**kwargs)
+                if resp.usage is not None:
+                    self.usage.tokens_in += int(resp.usage.prompt_tokens or 0)
+                    self.usage.tokens_out += int(resp.usage.completion_tokens or 0)
+                content = resp.choices[0].message.content if resp.choices else None
+                if content is None:
+                    raise _Retryable("reply has no content")
+                return str(content)
+            except openai.APIStatusError as exc:
+                if exc.status_code != 429 and exc.status_code < 500:
+                    raise _Retryable(f"HTTP {exc.status_code}: not retryable", wait=-1.0) from exc
+                last = f"HTTP {exc.status_code}"
+                wait = _retry_after(exc.response.headers)
+            except openai.APITimeoutError:
+                last = "timeout"
+            except openai.APIConnectionError as exc:
+                last = f"connection error ({exc.__class__.__name__})"
+            except _Retryable as exc:
+                last = str(exc)
+            if attempt + 1 < s.max_attempts:
+                self.usage.retries += 1
+                if wait is None:
+                    wait = min(s.max_backoff_s, s.backoff_s * 2**attempt) * (0.5 + random.random())
+                await asyncio.sleep(wait)
+        raise _Retryable(f"gave up after {s.max_attempts} attempts ({last})")
+
+    async def _verdict(self, client: Any, messages: list[Any]) -> tuple[bool, str, list[str], str | None]:
+        """Ask (and, two-turn, ask again) until a parseable verdict; returns the kept verdict and raws."""
+        for _ in range(self.settings.max_attempts):
+            first = await self._complete(client, messages)
+            raws = [first]
+            reply = first
+            if self.settings.two_turn:
+                follow = [
+                    *messages,
+                    {"role": "assistant", "content": first},
+                    {"role": "user", "content": FOLLOW_UP},
+                ]
+                reply = await self._complete(client, follow)
+                raws.append(reply)
+            passed, reason, label = parse_verdict(reply)
+            if passed is not None:
+                return passed, reason, raws, label
+            self.usage.retries += 1
+        raise _Retryable("no parseable verdict in the replies")
+
+    async def _one(
+        self, client: Any, sem: asyncio.Semaphore, task: JudgeTask, model_text: str | None
+    ) -> Decision:
+        async with sem:
+            try:
+                rubric = rubric_for(task.item, task.direction)
+                msgs = self.messages(rubric, task.item, task)
+                samples = [await self._verdict(client, msgs) for _ in range(self.settings.samples)]
+                meta: dict[str, Any] = {
+                    "rubric": rubric.id,
+                    "samples": [int(p) for p, *_ in samples],
+                    "labels": [lab for *_, lab in samples],
+                }
+                share = sum(p for p, *_ in samples) / len(samples)
+                majority = share > 0.5
+                meta["agreement"] = max(share, 1 - share)
+                if rubric.id == "choice-gen" and model_text is not None and task.item.refs.choice:
+                    from gapeval.judges.rules import extract_option
+
+                    if extract_option(model_text) != task.item.refs.choice.upper():
+                        # The text was wrong: does the image at least mark what the text chose?
+                        bal = await self._verdict(
+                            client, self.messages(balance_rubric(), task.item, task, model_text)
+                        )
+                        meta["consistent_with_text"] = bal[0]
+                score = share if self.settings.aggregation == "mean" else float(majority)
+                raw = "\n---\n".join(r for _, _, raws, _ in samples for r in raws)
+                return Decision(VerdictStatus.OK, majority, samples[-1][1], raw, score, meta)
+            except _Retryable as exc:
+                self.usage.failures += 1
+                return Decision.fail(str(exc))
+            except GapevalError as exc:
+                return Decision.abstain(exc.message)
+
+    def judge_stream(
+        self,
+        tasks: Sequence[JudgeTask],
+        emit: Callable[[int, Decision], None],
+        companions: dict[str, str] | None = None,
+    ) -> None:
+        """Judge concurrently, handing each decision to ``emit(index, decision)`` as it arrives."""
+        asyncio.run(self._stream(tasks, emit, companions or {}))
+
+    async def _stream(
+        self, tasks: Sequence[JudgeTask], emit: Callable[[int, Decision], None], companions: dict[str, str]
+    ) -> None:
+        client = self._client()
+        sem = asyncio.Semaphore(self.settings.concurrency)
+        start = time.perf_counter()
+
+        async def run(i: int, t: JudgeTask) -> tuple[int, Decision]:
+            return i, await self._one(client, sem, t, companions.get(t.item.id))
+
+        try:
+            for fut in asyncio.as_completed([run(i, t) for i, t in enumerate(tasks)]):
+                i, dec = await fut
+                emit(i, dec)
+        finally:
+            await client.close()
+            self.usage.wall_s += time.perf_counter() - start
+
+    def judge_batch(self, tasks: Sequence[JudgeTask]) -> list[Decision]:
+        """Judge a batch and return the decisions in order."""
+        out: list[Decision | None] = [None] * len(tasks)
+
+        def keep(i: int, d: Decision) -> None:
+            out[i] = d
+
+        self.judge_stream(tasks, keep)
+        return [d if d is not None else Decision.fail("not judged") for d in out]
+
+
+def _rubric_set() -> tuple[Rubric, ...]:
+    from gapeval.judges.rubric import all_rubrics
+
+    return all_rubrics()

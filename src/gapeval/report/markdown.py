@@ -1,0 +1,97 @@
+"""A Markdown report written into the run directory: leaderboard, joint tables, provenance."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from gapeval.scoring.gap_analysis import GapAnalysis
+from gapeval.scoring.joint import RunScores
+from gapeval.scoring.leaderboard import LeaderRow
+from gapeval.store import RunManifest
+
+
+def _f(x: float | None, nd: int = 1) -> str:
+    return "–" if x is None else f"{x:.{nd}f}"
+
+
+def write_report(
+    run_dir: Path,
+    manifest: RunManifest,
+    scores: RunScores,
+    rows: Sequence[LeaderRow],
+    analysis: GapAnalysis | None = None,
+) -> Path:
+    """Write ``report.md`` and ``report.json``; returns the Markdown path."""
+    spec = manifest.spec
+    lines = [
+        f"# gapeval report: {spec.model} on {spec.suite_name}",
+        "",
+        f"- suite: `{spec.suite_name}` v{spec.suite_version}, {spec.n_items} items, content hash "
+        f"`{spec.suite_hash[:16]}`",
+        f"- model: `{spec.model}`; samples per item: {spec.samples_und} answer(s), "
+        f"{spec.samples_gen} image(s); run seed {spec.seed}",
+        f"- judges (by precedence): {', '.join(f'`{j}`' for j in scores.judges)}",
+        f"- gapeval {manifest.versions.get('gapeval', '?')}, git {manifest.git_revision or 'n/a'}, "
+        f"created {manifest.created_at}",
+        "",
+        "## Leaderboard (x100)",
+        "",
+        "| category | N | Succ | Und | Gen | Gap | ±frag | Cons |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.category} | {r.n_paired} | {_f(r.succ)} | {_f(r.und)} | {_f(r.gen)} | {_f(r.gap)} | "
+            f"{_f(r.gap_fragility, 2)} | {_f(r.consistency)} |"
+        )
+    lines += [
+        "",
+        "Succ: right both ways. Und/Gen: accuracy per direction. Gap: the paper-compatible Gap Score; "
+        "±frag: its largest change under 1e-6 input noise (the score is numerically fragile). "
+        "Cons: share of items whose two directions agree.",
+        "",
+        "## Joint outcomes (expected counts over paired items)",
+        "",
+        "| category | both right | und only | gen only | both wrong | missing |",
+        "|---|--:|--:|--:|--:|--:|",
+    ]
+    groups = {**scores.categories, "Overall": scores.overall}
+    for name, g in groups.items():
+        j = g.joint
+        lines.append(
+            f"| {name} | {j.both:.1f} | {j.und_only:.1f} | {j.gen_only:.1f} | {j.neither:.1f} | {g.missing} |"
+        )
+    if analysis is not None:
+        lines += [
+            "",
+            "## Identified gap (paired-question MIRT, logits)",
+            "",
+            "| group | θ und | θ gen | gap | 95% CI | SE | n10/n01 | p (Holm) |",
+            "|---|--:|--:|--:|--:|--:|--:|--:|",
+        ]
+        for e in analysis.estimates:
+            ci = "–" if e.ci_low is None else f"[{e.ci_low:+.2f}, {e.ci_high:+.2f}]"
+            lines.append(
+                f"| {e.group} | {e.theta_und:+.2f} | {e.theta_gen:+.2f} | {e.gap:+.3f} | {ci} | "
+                f"{_f(e.se, 3)} | {e.n10}/{e.n01} | {e.p_adjusted:.3g} |"
+            )
+        lines += [
+            "",
+            "Gap > 0: understanding ahead. With one model the question effect is shared by both "
+            "directions and the gap equals log(n10/n01). p: McNemar's exact test of no gap, Holm-adjusted.",
+        ]
+    path = run_dir / "report.md"
+    path.write_text("\n".join(lines) + "\n")
+    (run_dir / "report.json").write_text(
+        json.dumps(
+            {
+                "scores": scores.model_dump(),
+                "leaderboard": [r.model_dump() for r in rows],
+                "mirt": analysis.model_dump() if analysis else None,
+            },
+            indent=2,
+        )
+    )
+    return path

@@ -1,0 +1,98 @@
+"""Relate gaps to external benchmark scores: Spearman and Kendall with bootstrap intervals over models."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+from scipy.stats import kendalltau, spearmanr
+
+from gapeval.errors import GapevalError
+
+
+class Correlation(BaseModel):
+    """Rank correlation of the gap with one external score."""
+
+    score: str
+    n_models: int
+    spearman: float
+    spearman_ci: tuple[float, float]
+    spearman_p: float
+    kendall: float
+    kendall_ci: tuple[float, float]
+    kendall_p: float
+
+
+def read_scores(path: str | Path) -> tuple[list[str], dict[str, dict[str, float]]]:
+    """CSV with a ``model`` column and one numeric column per score (``gap`` may be one of them)."""
+    src = Path(path)
+    try:
+        with src.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            if "model" not in (reader.fieldnames or []):
+                raise GapevalError("needs a 'model' column", file=src, field="model")
+            columns = [c for c in reader.fieldnames or [] if c != "model"]
+            table: dict[str, dict[str, float]] = {}
+            for line, row in enumerate(reader, start=2):
+                values = {}
+                for c in columns:
+                    if row[c] in ("", None):
+                        continue
+                    try:
+                        values[c] = float(row[c])
+                    except ValueError as exc:
+                        raise GapevalError(
+                            f"not a number: {row[c]!r}", file=f"{src}:{line}", field=c
+                        ) from exc
+                table[row["model"]] = values
+    except OSError as exc:
+        raise GapevalError(f"cannot read ({exc.strerror})", file=src) from exc
+    return columns, table
+
+
+def correlate(
+    gaps: dict[str, float],
+    scores: dict[str, dict[str, float]],
+    columns: list[str],
+    *,
+    n_boot: int = 2000,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> list[Correlation]:
+    """Spearman and Kendall of the gaps with each score column, bootstrap percentile CIs over models."""
+    out = []
+    rng = np.random.default_rng(seed)
+    for col in columns:
+        if col == "gap":
+            continue
+        models = [m for m in gaps if col in scores.get(m, {})]
+        if len(models) < 3:
+            raise GapevalError(
+                f"needs at least 3 models with both a gap and a score, found {len(models)}", field=col
+            )
+        g = np.array([gaps[m] for m in models])
+        s = np.array([scores[m][col] for m in models])
+        sp, kd = spearmanr(g, s), kendalltau(g, s)
+        boots_s, boots_k = [], []
+        for _ in range(n_boot):
+            idx = rng.integers(len(models), size=len(models))
+            if len(set(g[idx])) < 2 or len(set(s[idx])) < 2:
+                continue
+            boots_s.append(spearmanr(g[idx], s[idx]).statistic)
+            boots_k.append(kendalltau(g[idx], s[idx]).statistic)
+        a = (1 - ci) / 2
+        out.append(
+            Correlation(
+                score=col,
+                n_models=len(models),
+                spearman=float(sp.statistic),
+                spearman_p=float(sp.pvalue),
+                spearman_ci=(float(np.nanquantile(boots_s, a)), float(np.nanquantile(boots_s, 1 - a))),
+                kendall=float(kd.statistic),
+                kendall_p=float(kd.pvalue),
+                kendall_ci=(float(np.nanquantile(boots_k, a)), float(np.nanquantile(boots_k, 1 - a))),
+            )
+        )
+    return out

@@ -1,0 +1,109 @@
+"""The response tensor Y[model, question, direction] from run directories, and its tidy CSV form.
+
+Each cell is the share of the item-direction's judged samples that passed (0/1 with one sample);
+failed, unsupported or undecided outputs are missing (NaN), never wrong.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from gapeval.errors import GapevalError
+from gapeval.items import Direction
+from gapeval.scoring.joint import item_scores
+from gapeval.scoring.mirt import Responses
+from gapeval.store import RunStore
+
+FIELDS = ("model", "item", "category", "direction", "y")
+
+
+def from_runs(run_dirs: Sequence[str | Path], judges: Sequence[str] | None = None) -> Responses:
+    """Stack runs (one model each) into a response tensor over the union of their questions."""
+    names: list[str] = []
+    tables: list[dict[tuple[str, Direction], float]] = []
+    cats: dict[str, str] = {}
+    for run in run_dirs:
+        with RunStore.open(run) as store:
+            manifest = store.manifest()
+            order = list(judges) if judges else [j.judge_id for j in manifest.judges]
+            tables.append(item_scores(store.verdicts(), order))
+            for item_id, (cat, _) in store.items().items():
+                cats.setdefault(item_id, cat.value)
+            name = manifest.spec.model
+            names.append(name if name not in names else f"{name} ({Path(run).name})")
+    items = sorted(cats)
+    y = np.full((len(names), len(items), 2), np.nan)
+    index = {i: k for k, i in enumerate(items)}
+    for m, table in enumerate(tables):
+        for (item, direction), score in table.items():
+            if item in index:
+                y[m, index[item], 0 if direction is Direction.UND else 1] = score
+    return Responses(names, items, y, [cats[i] for i in items])
+
+
+def write_csv(data: Responses, path: str | Path) -> Path:
+    """Tidy CSV: one row per observed (model, item, direction)."""
+    out = Path(path)
+    with out.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(FIELDS)
+        for m, model in enumerate(data.models):
+            for j, item in enumerate(data.items):
+                for d, direction in enumerate(("und", "gen")):
+                    v = data.y[m, j, d]
+                    if not math.isnan(v):
+                        writer.writerow([model, item, data.categories[j], direction, repr(float(v))])
+    return out
+
+
+def read_csv(path: str | Path) -> Responses:
+    """Read the tidy CSV (columns model, item, category, direction, y; direction und/gen; y in [0, 1]).
+
+    Raises:
+        GapevalError: naming the file, line and field at fault.
+
+    """
+    src = Path(path)
+    try:
+        fh = src.open(newline="")
+    except OSError as exc:
+        raise GapevalError(f"cannot read ({exc.strerror})", file=src) from exc
+    with fh:
+        reader = csv.DictReader(fh)
+        missing = [f for f in FIELDS if f not in (reader.fieldnames or [])]
+        if missing:
+            raise GapevalError(f"missing column(s) {', '.join(missing)}", file=src, field=missing[0])
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            where = f"{src}:{line}"
+            if row["direction"] not in ("und", "gen"):
+                raise GapevalError(
+                    f"direction must be und or gen, not {row['direction']!r}", file=where, field="direction"
+                )
+            try:
+                y = float(row["y"])
+            except ValueError as exc:
+                raise GapevalError(f"not a number: {row['y']!r}", file=where, field="y") from exc
+            if not 0.0 <= y <= 1.0:
+                raise GapevalError(f"must lie in [0, 1], not {y}", file=where, field="y")
+            rows.append((row["model"], row["item"], row["category"], row["direction"], y))
+    if not rows:
+        raise GapevalError("no responses", file=src)
+    models = list(dict.fromkeys(r[0] for r in rows))
+    items = sorted({r[1] for r in rows})
+    cats: dict[str, str] = {}
+    for _, item, cat, _, _ in rows:
+        if cats.setdefault(item, cat) != cat:
+            raise GapevalError(
+                f"item {item!r} has two categories ({cats[item]!r}, {cat!r})", file=src, field="category"
+            )
+    y_arr = np.full((len(models), len(items), 2), np.nan)
+    mi, ii = {m: k for k, m in enumerate(models)}, {i: k for k, i in enumerate(items)}
+    for model, item, _, direction, v in rows:
+        y_arr[mi[model], ii[item], 0 if direction == "und" else 1] = v
+    return Responses(models, items, y_arr, [cats[i] for i in items])

@@ -1,0 +1,1 @@
+"""Tools for testing gapeval setups offline (a loopback OpenAI-compatible server)."""

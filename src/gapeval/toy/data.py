@@ -1,0 +1,75 @@
+"""Training sequences: items of the train split, rendered with jitter, tokenised, both directions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gapeval.items import Category
+from gapeval.suites.shapes import tasks, world
+from gapeval.toy.model import gen_prefix, und_prefix
+from gapeval.toy.tokenizer import ImageTokenizer
+from gapeval.toy.vocab import ENDIMG, EOS, PAD, Vocab
+
+_KINDS_BY_CATEGORY = {c: [k for k, (cc, _) in tasks.KINDS.items() if cc is c] for c in Category}
+
+
+@dataclass
+class Batch:
+    """Right-padded token ids and the loss mask (1 on tokens the model must predict)."""
+
+    ids: torch.Tensor
+    mask: torch.Tensor
+
+
+def sample_specs(
+    rng: np.random.Generator, n: int, split: str = "train", kinds: list[str] | None = None
+) -> list[tasks.Spec]:
+    """``n`` specs, categories balanced, kinds uniform within a category (or drawn from ``kinds``)."""
+    out = []
+    for _ in range(n):
+        if kinds:
+            kind = kinds[int(rng.integers(len(kinds)))]
+        else:
+            cat = list(Category)[int(rng.integers(4))]
+            pool = _KINDS_BY_CATEGORY[cat]
+            kind = pool[int(rng.integers(len(pool)))]
+        out.append(tasks.sample(kind, rng, split))
+    return out
+
+
+def sequences(
+    specs: list[tasks.Spec],
+    vocab: Vocab,
+    tok: ImageTokenizer,
+    rng: np.random.Generator,
+    directions: tuple[str, ...] = ("und", "gen"),
+) -> list[tuple[list[int], int]]:
+    """Token sequences with the index where the supervised part starts."""
+    scenes: list[world.Scene] = []
+    for s in specs:
+        scenes += [s.und_scene or world.empty_scene(), s.gen_input or world.empty_scene(), s.gen_target]
+    imgs = np.stack([np.asarray(world.render(sc, rng)) for sc in scenes])
+    codes = tok.encode(imgs).reshape(len(specs), 3, 9)
+    out: list[tuple[list[int], int]] = []
+    for s, c in zip(specs, codes, strict=True):
+        if "und" in directions:
+            pre = und_prefix(vocab, s.und_prompt, c[0] if s.und_scene is not None else None)
+            out.append(([*pre, *vocab.encode_text(s.answer), EOS], len(pre)))
+        if "gen" in directions:
+            pre = gen_prefix(vocab, s.gen_prompt, c[1] if s.gen_input is not None else None)
+            out.append(([*pre, *vocab.codes(c[2]), ENDIMG], len(pre)))
+    return out
+
+
+def collate(seqs: list[tuple[list[int], int]]) -> Batch:
+    """Right-pad (harmless under causal attention) and mask the supervised positions."""
+    width = max(len(s) for s, _ in seqs)
+    ids = torch.full((len(seqs), width), PAD, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.float32)
+    for i, (s, start) in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s)
+        mask[i, start : len(s)] = 1.0
+    return Batch(ids, mask)

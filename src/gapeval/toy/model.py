@@ -1,0 +1,176 @@
+"""One decoder-only transformer over words and image codes, and its two decoding rules.
+
+Understanding: ``<bos> [<img> c1..c9 </img>] prompt <ans>`` then greedy words until ``<eos>``.
+Generation: ``<bos> <gen> prompt <img>`` (or ``<bos> <img> c1..c9 </img> <edit> prompt <img>`` for an
+edit) then 9 image codes, each sampled at temperature 1 from the code tokens only, with a per-request
+generator so that a request's image depends on its seed, not on its batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gapeval.toy.vocab import ANS, BOS, EDIT, ENDIMG, EOS, GEN, IMG, Vocab
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Size of the network."""
+
+    vocab_size: int
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    max_len: int = 72
+    dropout: float = 0.0
+
+    def to_dict(self) -> dict[str, int | float]:
+        """As plain data for checkpoints."""
+        return asdict(self)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.d_model, 4 * cfg.d_model), nn.GELU(), nn.Linear(4 * cfg.d_model, cfg.d_model)
+        )
+        self.n_heads = cfg.n_heads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Causal self-attention, then the MLP, each with a residual."""
+        b, t, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(d, dim=2)
+        shape = (b, t, self.n_heads, d // self.n_heads)
+        att = F.scaled_dot_product_attention(
+            q.view(shape).transpose(1, 2),
+            k.view(shape).transpose(1, 2),
+            v.view(shape).transpose(1, 2),
+            is_causal=True,
+        )
+        x = x + self.proj(att.transpose(1, 2).reshape(b, t, d))
+        out: torch.Tensor = x + self.mlp(self.ln2(x))
+        return out
+
+
+class UnifiedTransformer(nn.Module):
+    """Token + position embeddings, blocks, a tied output head."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tok = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.pos = nn.Embedding(cfg.max_len, cfg.d_model)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.ln = nn.LayerNorm(cfg.d_model)
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m: nn.Module) -> None:
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids -> (B, T, V) logits."""
+        pos = torch.arange(ids.shape[1], device=ids.device)
+        x = self.tok(ids) + self.pos(pos)[None]
+        for block in self.blocks:
+            x = block(x)
+        logits: torch.Tensor = self.ln(x) @ self.tok.weight.T
+        return logits
+
+    def n_params(self) -> int:
+        """Number of parameters."""
+        return sum(p.numel() for p in self.parameters())
+
+
+def und_prefix(vocab: Vocab, prompt: str, image_codes: Sequence[int] | None) -> list[int]:
+    """Tokens an understanding request starts with."""
+    ids = [BOS]
+    if image_codes is not None:
+        ids += [IMG, *vocab.codes(image_codes), ENDIMG]
+    return [*ids, *vocab.encode_text(prompt), ANS]
+
+
+def gen_prefix(vocab: Vocab, prompt: str, input_codes: Sequence[int] | None) -> list[int]:
+    """Tokens a generation (or edit) request starts with, up to the output ``<img>``."""
+    if input_codes is None:
+        return [BOS, GEN, *vocab.encode_text(prompt), IMG]
+    return [BOS, IMG, *vocab.codes(input_codes), ENDIMG, EDIT, *vocab.encode_text(prompt), IMG]
+
+
+def _by_length(prefixes: Sequence[Sequence[int]]) -> list[list[int]]:
+    """Indices grouped by prefix length: each group runs as one dense batch, with no padding at all."""
+    groups: dict[int, list[int]] = {}
+    for i, p in enumerate(prefixes):
+        groups.setdefault(len(p), []).append(i)
+    return list(groups.values())
+
+
+@torch.no_grad()
+def answer(
+    model: UnifiedTransformer, vocab: Vocab, prefixes: Sequence[Sequence[int]], max_new: int = 10
+) -> list[str]:
+    """Greedy answers (words only) for a batch of understanding prefixes."""
+    model.eval()
+    word_mask = torch.full((vocab.size,), float("-inf"))
+    word_mask[vocab.word_base : vocab.code_base] = 0.0
+    word_mask[EOS] = 0.0
+    out: list[list[int]] = [[] for _ in prefixes]
+    for group in _by_length(prefixes):
+        ids = torch.tensor([list(prefixes[i]) for i in group], dtype=torch.long)
+        done = torch.zeros(len(group), dtype=torch.bool)
+        for _ in range(max_new):
+            if ids.shape[1] >= model.cfg.max_len:
+                break
+            nxt = (model(ids)[:, -1] + word_mask).argmax(dim=-1)
+            for row, tok in enumerate(nxt.tolist()):
+                if not done[row]:
+                    if tok == EOS:
+                        done[row] = True
+                    else:
+                        out[group[row]].append(tok)
+            if bool(done.all()):
+                break
+            ids = torch.cat([ids, nxt[:, None]], dim=1)
+    return [vocab.decode_text(o) for o in out]
+
+
+@torch.no_grad()
+def draw(
+    model: UnifiedTransformer,
+    vocab: Vocab,
+    prefixes: Sequence[Sequence[int]],
+    seeds: Sequence[int],
+    n_cells: int = 9,
+    temperature: float = 1.0,
+) -> list[list[int]]:
+    """Sample image codes for a batch of generation prefixes, one generator per request."""
+    model.eval()
+    codes: list[list[int]] = [[] for _ in prefixes]
+    lo, hi = vocab.code_base, vocab.code_base + vocab.n_codes
+    for group in _by_length(prefixes):
+        ids = torch.tensor([list(prefixes[i]) for i in group], dtype=torch.long)
+        gens = [torch.Generator().manual_seed(int(seeds[i])) for i in group]
+        for _ in range(n_cells):
+            probs = torch.softmax(model(ids)[:, -1, lo:hi] / temperature, dim=-1)
+            nxt = torch.stack(
+                [torch.multinomial(probs[r], 1, generator=gens[r])[0] for r in range(len(group))]
+            )
+            for row, c in enumerate(nxt.tolist()):
+                codes[group[row]].append(c)
+            ids = torch.cat([ids, (nxt + lo)[:, None]], dim=1)
+    return codes

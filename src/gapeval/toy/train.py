@@ -1,0 +1,164 @@
+"""Training the built-in model from scratch: ``gapeval toy train``.
+
+Next-token loss on the supervised part of each sequence (answers for understanding, image codes for
+generation), each sequence weighted equally, both directions mixed in every batch, fresh procedurally generated data throughout (so no
+training example repeats). Checkpoints are written every ``checkpoint_every`` steps and kept, with a
+held-out evaluation logged beside each (``train_log.jsonl``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gapeval.toy.data import collate, sample_specs, sequences
+from gapeval.toy.model import ModelConfig, UnifiedTransformer
+from gapeval.toy.tokenizer import ImageTokenizer
+from gapeval.toy.vocab import Vocab, world_words
+
+
+@dataclass
+class TrainConfig:
+    """Training settings (all recorded in every checkpoint)."""
+
+    steps: int = 7000
+    batch_size: int = 96
+    lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup: int = 200
+    d_model: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    seed: int = 0
+    checkpoint_every: int = 700
+    eval_items: int = 40
+    chunk_items: int = 2048
+    threads: int = 2
+
+
+def save_checkpoint(
+    path: Path, model: UnifiedTransformer, vocab: Vocab, tok: ImageTokenizer, meta: dict[str, Any]
+) -> None:
+    """Weights (fp16), config, vocabulary and codebook in one file."""
+    state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    codebook = torch.from_numpy(np.clip(np.rint(tok.codebook), 0, 255).astype(np.uint8))
+    torch.save(
+        {
+            "config": model.cfg.to_dict(),
+            "state": state,
+            "words": vocab.words,
+            "codebook": codebook,
+            "meta": meta,
+        },
+        path,
+    )
+
+
+def load_checkpoint(path: Path) -> tuple[UnifiedTransformer, Vocab, ImageTokenizer, dict[str, Any]]:
+    """Inverse of :func:`save_checkpoint` (weights back to fp32)."""
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    model = UnifiedTransformer(ModelConfig(**blob["config"]))
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state"].items()})
+    tok = ImageTokenizer(blob["codebook"].numpy().astype(np.float32))
+    return model, Vocab(blob["words"], tok.size), tok, blob["meta"]
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 10%."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+
+
+def train(
+    out_dir: Path,
+    cfg: TrainConfig,
+    *,
+    init: Path | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+    evaluate: Callable[[UnifiedTransformer, Vocab, ImageTokenizer], dict[str, float]] | None = None,
+) -> Path:
+    """Train, checkpointing along the way; returns the final checkpoint's path.
+
+    Args:
+        out_dir: Where checkpoints (``step_XXXXX.pt``, ``final.pt``) and ``train_log.jsonl`` go.
+        cfg: Settings.
+        init: Start from this checkpoint instead of from scratch (fine-tuning).
+        on_step: Called after each step with (step, loss), e.g. for a progress bar.
+        evaluate: Called at each checkpoint; its figures go into the log.
+
+    """
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    rng = np.random.default_rng(cfg.seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if init is not None:
+        model, vocab, tok, _ = load_checkpoint(init)
+    else:
+        tok = ImageTokenizer.fit(seed=cfg.seed)
+        vocab = Vocab(world_words(), tok.size)
+        model = UnifiedTransformer(
+            ModelConfig(
+                vocab_size=vocab.size, d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads
+            )
+        )
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    log = (out_dir / "train_log.jsonl").open("a")
+    pool: list[tuple[list[int], int]] = []
+    start = time.perf_counter()
+    losses: list[float] = []
+    final = out_dir / "final.pt"
+    for step in range(1, cfg.steps + 1):
+        if len(pool) < cfg.batch_size:
+            pool = sequences(sample_specs(rng, cfg.chunk_items), vocab, tok, rng)
+            rng.shuffle(pool)
+        batch = collate(pool[-cfg.batch_size :])
+        del pool[-cfg.batch_size :]
+        model.train()
+        logits = model(batch.ids[:, :-1])
+        mask = batch.mask[:, 1:]
+        nll = torch.nn.functional.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]), batch.ids[:, 1:].reshape(-1), reduction="none"
+        )
+        # Each sequence weighs the same (the mean over its supervised tokens), so a 9-code image does
+        # not outweigh a one-word answer three to one.
+        per_seq = (nll.view(mask.shape) * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        loss = per_seq.mean()
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step - 1, cfg)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()  # type: ignore[no-untyped-call]
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        losses.append(float(loss.detach()))
+        if on_step:
+            on_step(step, losses[-1])
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            elapsed = time.perf_counter() - start
+            meta = {
+                "step": step,
+                "elapsed_s": round(elapsed, 1),
+                "train": asdict(cfg),
+                "loss": round(float(np.mean(losses[-cfg.checkpoint_every :])), 4),
+                "params": model.n_params(),
+            }
+            path = out_dir / f"step_{step:05d}.pt"
+            save_checkpoint(path, model, vocab, tok, meta)
+            record = dict(meta)
+            if evaluate is not None:
+                record["eval"] = evaluate(model, vocab, tok)
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            start += time.perf_counter() - start - elapsed  # evaluation time is not training time
+    log.close()
+    final.write_bytes((out_dir / f"step_{cfg.steps:05d}.pt").read_bytes())
+    return final

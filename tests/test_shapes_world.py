@@ -1,0 +1,146 @@
+"""The built-in shapes world: determinism, parser accuracy, tokenizer round trip, exact judges."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gapeval.items import Category, Direction
+from gapeval.judges.base import JudgeTask
+from gapeval.judges.scene import SceneJudge
+from gapeval.store import OutputRecord, OutputStatus, VerdictStatus
+from gapeval.suites import load_suite
+from gapeval.suites.shapes import SHAPES_SUITES, build, spec_dict, spec_to_item, specs, tasks, world
+from gapeval.toy.tokenizer import ImageTokenizer
+
+
+def random_scenes(n: int, seed: int) -> tuple[list[world.Scene], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    scenes = [world.random_scene(rng, int(rng.integers(0, 10))) for _ in range(n)]
+    return scenes, np.stack([np.asarray(world.render(s, rng)) for s in scenes])
+
+
+def cell_accuracy(truth: list[world.Scene], parsed: list[world.Scene]) -> float:
+    return sum(a == b for s, p in zip(truth, parsed, strict=True) for a, b in zip(s, p, strict=True)) / (
+        9 * len(truth)
+    )
+
+
+def test_generator_is_deterministic(tmp_path) -> None:
+    seed, per_cat, _ = SHAPES_SUITES["shapes-v1-mini"]
+    assert [spec_dict(s) for s in specs(seed, per_cat)] == [spec_dict(s) for s in specs(seed, per_cat)]
+    a = build("shapes-v1-mini", tmp_path / "a")
+    b = build("shapes-v1-mini", tmp_path / "b")
+    assert a.content_hash() == b.content_hash()
+    assert [i.und.images[0].sha256 for i in a.items if i.und.images] == [
+        i.und.images[0].sha256 for i in b.items if i.und.images
+    ]
+    other = specs(seed + 1, per_cat)
+    assert [s.und_prompt for s in other] != [s.und_prompt for s in specs(seed, per_cat)]
+
+
+def test_published_suite_shape(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("GAPEVAL_HOME", str(tmp_path))
+    suite = load_suite("shapes-v1")
+    counts = suite.category_counts()
+    assert set(counts) == set(Category) and all(n >= 300 for n in counts.values())
+    assert suite.defaults["samples_gen"] == 3
+    kinds = {i.subcategory for i in suite.items}
+    assert kinds == set(tasks.KINDS)
+    # both generation modes in the suite: text-to-image and edits of the given image
+    assert any(i.gen.is_edit for i in suite.items) and any(not i.gen.is_edit for i in suite.items)
+    # every test combination is held out of training
+    assert all(
+        tasks.split_of(i.subcategory, tuple(_tuplify(i.refs.structured["key"]))) == "test"  # type: ignore[index]
+        for i in suite.items[:200]
+    )
+
+
+def _tuplify(x: object) -> object:
+    return tuple(_tuplify(v) for v in x) if isinstance(x, list) else x
+
+
+def test_parser_reads_rendered_and_round_tripped_images() -> None:
+    scenes, imgs = random_scenes(300, seed=5)
+    assert cell_accuracy(scenes, world.parse_many(imgs)) >= 0.99
+    tok = ImageTokenizer.fit()
+    assert cell_accuracy(scenes, world.parse_many(tok.decode(tok.encode(imgs)))) >= 0.99
+
+
+def test_tokenizer_round_trip_and_codes_are_readable(tmp_path) -> None:
+    tok = ImageTokenizer.fit()
+    _, imgs = random_scenes(50, seed=6)
+    codes = tok.encode(imgs)
+    assert codes.shape == (50, 9) and codes.max() < tok.size
+    # decoding then encoding again is a fixed point
+    assert (tok.encode(tok.decode(codes)) == codes).all()
+    path = tmp_path / "cb.npz"
+    tok.save(path)
+    again = ImageTokenizer.load(path)
+    assert (again.encode(imgs) == codes).all()
+
+
+def _task(item, direction, text=None, image=None, tmp=None) -> JudgeTask:
+    out = OutputRecord(
+        item_id=item.id,
+        direction=direction,
+        sample=0,
+        status=OutputStatus.DONE,
+        seed=0,
+        text=text,
+        image_sha="x" if image is not None else None,
+    )
+    path = None
+    if image is not None:
+        path = tmp / f"{item.id}-{len(list(tmp.iterdir()))}.png"
+        image.save(path)
+    return JudgeTask(item, out, path)
+
+
+WRONG_TEXT = {
+    "number": "0",
+    "counts": "9 red circles and 9 blue squares",
+    "object": "green square",
+    "yesno": None,
+    "position": None,
+    "shape": "circle",
+    "option": None,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(tasks.KINDS))
+def test_scene_judge_on_right_and_wrong_outputs(kind, tmp_path) -> None:
+    rng = np.random.default_rng(hash(kind) % 1000)
+    spec = tasks.sample(kind, rng, "test")
+    item = spec_to_item(spec, 0, tmp_path, rng)
+    judge = SceneJudge()
+    wrong = WRONG_TEXT[spec.answer_type]
+    if spec.answer_type == "yesno":
+        wrong = "no" if spec.answer_value else "yes"
+    elif spec.answer_type == "position":
+        wrong = world.POSITIONS[(spec.answer_value + 1) % 9]
+    elif spec.answer_type == "option":
+        wrong = "a" if spec.answer != "a" else "b"
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    right_img = world.render(spec.gen_target, rng)
+    wrong_scene = spec.gen_input if spec.gen_input is not None else world.empty_scene()
+    decisions = judge.judge_batch(
+        [
+            _task(item, Direction.UND, text=spec.answer),
+            _task(item, Direction.UND, text=f"Let me think. The answer is {spec.answer}."),
+            _task(item, Direction.UND, text=wrong),
+            _task(item, Direction.GEN, image=right_img, tmp=imgs),
+            _task(item, Direction.GEN, image=right_img.resize((96, 96)), tmp=imgs),
+            _task(item, Direction.GEN, image=world.render(wrong_scene, rng), tmp=imgs),
+        ]
+    )
+    assert [d.passed for d in decisions] == [True, True, False, True, True, False], [
+        d.reason for d in decisions
+    ]
+
+
+def test_scene_judge_abstains_outside_its_world(sample_tree) -> None:
+    suite = load_suite(str(sample_tree))
+    d = SceneJudge().judge_batch([_task(suite.items[0], Direction.UND, text="3")])
+    assert d[0].status is VerdictStatus.ABSTAIN

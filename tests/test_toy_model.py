@@ -1,0 +1,85 @@
+"""The built-in unified model: protocol, seeds, training, and the demo command end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+from tests.conftest import invoke
+
+from gapeval.models import GenerateRequest, UnderstandRequest, UnifiedModel, load_model
+from gapeval.models.toy import shipped_checkpoint
+from gapeval.suites.shapes import world
+from gapeval.toy.train import TrainConfig, train
+
+pytestmark = pytest.mark.skipif(not shipped_checkpoint().is_file(), reason="shipped weights not built")
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    from gapeval.suites.shapes import build
+
+    return build("shapes-v1-mini", tmp_path_factory.mktemp("mini"))
+
+
+def test_shipped_model_implements_the_protocol(mini) -> None:
+    model = load_model("toy", suite=mini)
+    assert isinstance(model, UnifiedModel)
+    assert model.capabilities.understands and model.capabilities.generates and model.capabilities.edits
+    item = next(i for i in mini.items if i.und.images)
+    texts = model.understand(
+        [UnderstandRequest(item_id=item.id, prompt=item.und.prompt, images=(item.und.images[0].path,))]
+    )
+    assert len(texts) == 1 and isinstance(texts[0].text, str) and texts[0].text
+    edit = next(i for i in mini.items if i.gen.is_edit)
+    reqs = [
+        GenerateRequest(
+            item_id=edit.id, prompt=edit.gen.prompt, input_image=edit.gen.input_image.path, seed=s
+        )
+        for s in (1, 2, 1)
+    ]
+    imgs = model.generate(reqs)
+    assert all(o.image is not None and o.image.mode == "RGB" and o.image.size == (48, 48) for o in imgs)
+    a, _, c = (np.asarray(o.image) for o in imgs)
+    assert (a == c).all()  # same seed, same image
+    # a request's image does not depend on its batch
+    alone = model.generate([reqs[0]])[0].image
+    assert (np.asarray(alone) == a).all()
+    assert model.describe()["family"] == "toy"
+
+
+def test_tiny_training_run_lowers_the_loss(tmp_path) -> None:
+    losses: list[float] = []
+    cfg = TrainConfig(
+        steps=40,
+        batch_size=32,
+        d_model=48,
+        n_layers=2,
+        n_heads=2,
+        lr=3e-3,
+        warmup=5,
+        checkpoint_every=20,
+        chunk_items=256,
+    )
+    final = train(tmp_path / "t", cfg, on_step=lambda _step, loss: losses.append(loss))
+    assert final.is_file() and (tmp_path / "t" / "step_00020.pt").is_file()
+    log = [json.loads(x) for x in (tmp_path / "t" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [20, 40]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1.0
+
+
+def test_demo_command_reduced(cli, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("GAPEVAL_HOME", str(tmp_path / "home"))
+    out = tmp_path / "demo"
+    code, stdout, _ = invoke(cli, "demo", "--suite", "shapes-v1-mini", "-o", str(out), "--fragility", "0")
+    assert code == 0, stdout
+    assert "Overall" in stdout and f"report: {out / 'report.md'}" in stdout.replace("\n", "")
+    report = (out / "report.md").read_text()
+    assert "Joint outcomes" in report and "Leaderboard" in report
+    data = json.loads((out / "report.json").read_text())
+    overall = data["scores"]["overall"]
+    assert overall["n_paired"] == 96 and overall["missing"] == 0
+    with Image.open(next((out / "images").rglob("*.png"))) as img:
+        assert world.parse(img) is not None
