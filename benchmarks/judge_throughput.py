@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import os
 import tempfile
 import time
@@ -67,6 +68,14 @@ def make_suite(folder: Path, n: int = 646) -> Path:
     return folder / "suite.jsonl"
 
 
+def _serve(latency: float, ports: Any, stop: Any) -> None:
+    reply = '{"reason": "scripted", "verdict": "pass"}'
+    with ScriptedServer(lambda body, k: Reply(content=reply, delay_s=latency)) as srv:
+        ports.put((srv.base_url, 0))
+        stop.wait()
+        ports.put(("done", len(srv.requests)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--concurrency", type=int, default=32)
@@ -78,20 +87,26 @@ def main() -> None:
         suite = make_suite(root / "suite")
         run = api.run(str(suite), f"py:{Path(__file__).resolve()}:EchoModel", out=root / "run", judges=())
         n = run.stats.done
-        reply = '{"reason": "scripted", "verdict": "pass"}'
-        with ScriptedServer(lambda body, k: Reply(content=reply, delay_s=args.latency)) as srv:
-            opts = {
-                "base_url": srv.base_url,
-                "api_key_env": "GAPEVAL_BENCH_KEY",
-                "concurrency": str(args.concurrency),
-            }
-            t0 = time.perf_counter()
-            stats = api.judge(run.path, ["openai:bench-vlm"], options=opts)["openai:bench-vlm"]
-            wall = time.perf_counter() - t0
-            first = len(srv.requests)
-            t1 = time.perf_counter()
-            again = api.judge(run.path, ["openai:bench-vlm"], options=opts)["openai:bench-vlm"]
-            wall2 = time.perf_counter() - t1
+        # The server runs in its own process, as a real endpoint would: its parsing is not the judge's cost.
+        ctx = mp.get_context("spawn")
+        ports, stop = ctx.Queue(), ctx.Event()
+        server = ctx.Process(target=_serve, args=(args.latency, ports, stop), daemon=True)
+        server.start()
+        base_url, _ = ports.get(timeout=60)
+        opts = {
+            "base_url": base_url,
+            "api_key_env": "GAPEVAL_BENCH_KEY",
+            "concurrency": str(args.concurrency),
+        }
+        t0 = time.perf_counter()
+        stats = api.judge(run.path, ["openai:bench-vlm"], options=opts)["openai:bench-vlm"]
+        wall = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        again = api.judge(run.path, ["openai:bench-vlm"], options=opts)["openai:bench-vlm"]
+        wall2 = time.perf_counter() - t1
+        stop.set()
+        _, first = ports.get(timeout=60)
+        server.join(timeout=10)
         ideal = n * args.latency / args.concurrency
         print(
             f"outputs judged: {stats.judged} of {n} ({stats.requests} requests, {first} seen by the server, "

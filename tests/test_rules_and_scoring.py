@@ -129,7 +129,9 @@ def test_sample_run_scores_end_to_end(cli, sample_tree, tmp_path) -> None:
     )
     assert code == 0
     assert "Overall" in stdout and "±frag" in stdout and str(out) in stdout
-    code, stdout, _ = invoke(cli, "score", str(out), "--format", "json", "--fragility", "0")
+    code, stdout, _ = invoke(
+        cli, "score", str(out), "--method", "reference", "--format", "json", "--fragility", "0"
+    )
     data = json.loads(stdout)
     run = data["runs"][0]
     cats = run["categories"]
@@ -153,10 +155,14 @@ def test_sample_run_scores_end_to_end(cli, sample_tree, tmp_path) -> None:
         cli, "score", str(out), "--judge", "rules", "--format", "json", "--fragility", "0"
     )
     assert json.loads(stdout)["runs"][0]["overall"]["und_n"] < run["overall"]["und_n"]
-    code, stdout, _ = invoke(cli, "score", str(out), str(out), "--format", "csv", "--fragility", "0")
+    code, stdout, _ = invoke(
+        cli, "score", str(out), str(out), "--method", "reference", "--format", "csv", "--fragility", "0"
+    )
     rows = list(csv.DictReader(io.StringIO(stdout)))
     assert len(rows) == 10 and {"p11", "p10", "p01", "p00", "gap"} <= set(rows[0])
-    code, stdout, _ = invoke(cli, "score", str(out), str(out), "--coupling", "models", "--fragility", "0")
+    code, stdout, _ = invoke(
+        cli, "score", str(out), str(out), "--method", "reference", "--coupling", "models", "--fragility", "0"
+    )
     assert code == 0 and "appendix" in stdout
 
 

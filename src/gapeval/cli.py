@@ -287,11 +287,22 @@ def agreement_cmd(
 def print_mirt(analysis: Any) -> None:
     """Rich table of the identified gap per model and group."""
     table = Table(
-        title=f"Identified gap (paired-question MIRT, logits; {int(analysis.ci * 100)}% bootstrap CI "
-        f"over {analysis.n_boot} resamples)",
+        title=f"Identified gap (paired-question MIRT, logits; {int(analysis.ci * 100)}% intervals: from the "
+        f"observed information, and bootstrap over {analysis.n_boot} resamples of questions)",
         title_justify="left",
     )
-    for col in ("model", "group", "θ und", "θ gen", "gap", "CI", "SE", "0-1", "n10/n01", "p (Holm)"):
+    for col in (
+        "model",
+        "group",
+        "θ und",
+        "θ gen",
+        "gap",
+        "CI (±1.96 SE)",
+        "boot CI",
+        "0-1",
+        "n10/n01",
+        "p (Holm)",
+    ):
         table.add_column(col, justify="left" if col in ("model", "group") else "right")
     last = None
     for e in analysis.estimates:
@@ -299,14 +310,15 @@ def print_mirt(analysis: Any) -> None:
             table.add_section()
         last = e.group
         ci = "–" if e.ci_low is None else f"[{e.ci_low:+.2f}, {e.ci_high:+.2f}]"
+        wald = "–" if e.wald_low is None else f"[{e.wald_low:+.2f}, {e.wald_high:+.2f}]"
         table.add_row(
             e.model,
             e.group,
             f"{e.theta_und:+.2f}",
             f"{e.theta_gen:+.2f}",
-            f"{e.gap:+.3f}",
+            f"{e.gap:+.3f}" + ("*" if e.at_boundary else ""),
+            wald,
             ci,
-            _fmt(e.se, 3),
             f"{e.gap01:.3f}",
             f"{e.n10}/{e.n01}",
             f"{e.p_adjusted:.3g}",
@@ -327,7 +339,13 @@ def print_mirt(analysis: Any) -> None:
     )
     out.print(
         "gap > 0: understanding ahead. p: McNemar exact test of no gap on the discordant questions, "
-        "Holm-adjusted over all models and groups. 0-1: |gap|/(1+|gap|), the paper's scale.",
+        "Holm-adjusted over all models and groups. 0-1: |gap|/(1+|gap|), the paper's scale."
+        + (
+            " *: a direction was answered all right (or all wrong), so no finite estimate exists; the weak "
+            "N(0, 10²) ability prior bounds it: read its sign, not its size."
+            if any(e.at_boundary for e in analysis.estimates)
+            else ""
+        ),
         style="dim",
     )
 

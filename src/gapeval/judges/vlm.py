@@ -23,6 +23,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -101,6 +102,12 @@ class _ImageCache:
         if path not in self.urls:
             with Image.open(path) as src:
                 fmt = "JPEG" if (src.format or "").upper() == "JPEG" else "PNG"
+                if src.format in ("PNG", "JPEG") and max(src.size) <= self.max_side:
+                    # Small enough: send the file's own bytes, no decode and re-encode.
+                    mime = "image/jpeg" if fmt == "JPEG" else "image/png"
+                    data = base64.b64encode(Path(path).read_bytes()).decode()
+                    self.urls[path] = f"data:{mime};base64,{data}"
+                    return self.urls[path]
                 img = src.convert("RGB")
                 if max(img.size) > self.max_side:
                     scale = self.max_side / max(img.size)
@@ -220,11 +227,16 @@ class VLMJudge:
                 kwargs: dict[str, Any] = {"model": s.model, "messages": messages}
                 if s.max_tokens:
                     kwargs["max_completion_tokens"] = s.max_tokens
-                resp = await client.chat.completions.create(**kwargs)
-                if resp.usage is not None:
-                    self.usage.tokens_in += int(resp.usage.prompt_tokens or 0)
-                    self.usage.tokens_out += int(resp.usage.completion_tokens or 0)
-                content = resp.choices[0].message.content if resp.choices else None
+                # The client's own POST: same transport, auth and error types as chat.completions.create,
+                # without its per-request walk over the typed parameters and typed reply (about 3 ms a
+                # request with images, measured: on the event loop's one thread that queued requests
+                # behind each other and kept 32 concurrent requests from keeping up with a 300 ms endpoint).
+                resp = await client.post("/chat/completions", body=kwargs, cast_to=dict)
+                usage = resp.get("usage") or {}
+                self.usage.tokens_in += int(usage.get("prompt_tokens") or 0)
+                self.usage.tokens_out += int(usage.get("completion_tokens") or 0)
+                choices = resp.get("choices") or []
+                content = (choices[0].get("message") or {}).get("content") if choices else None
                 if content is None:
                     raise _Retryable("reply has no content")
                 return str(content)

@@ -68,19 +68,22 @@ def write_report(
             "",
             "## Identified gap (paired-question MIRT, logits)",
             "",
-            "| group | θ und | θ gen | gap | 95% CI | SE | n10/n01 | p (Holm) |",
+            "| group | θ und | θ gen | gap | 95% CI (±1.96 SE) | bootstrap CI | n10/n01 | p (Holm) |",
             "|---|--:|--:|--:|--:|--:|--:|--:|",
         ]
         for e in analysis.estimates:
             ci = "–" if e.ci_low is None else f"[{e.ci_low:+.2f}, {e.ci_high:+.2f}]"
+            wald = "–" if e.wald_low is None else f"[{e.wald_low:+.2f}, {e.wald_high:+.2f}]"
+            star = "*" if e.at_boundary else ""
             lines.append(
-                f"| {e.group} | {e.theta_und:+.2f} | {e.theta_gen:+.2f} | {e.gap:+.3f} | {ci} | "
-                f"{_f(e.se, 3)} | {e.n10}/{e.n01} | {e.p_adjusted:.3g} |"
+                f"| {e.group} | {e.theta_und:+.2f} | {e.theta_gen:+.2f} | {e.gap:+.3f}{star} | {wald} | "
+                f"{ci} | {e.n10}/{e.n01} | {e.p_adjusted:.3g} |"
             )
         lines += [
             "",
             "Gap > 0: understanding ahead. With one model the question effect is shared by both "
-            "directions and the gap equals log(n10/n01). p: McNemar's exact test of no gap, Holm-adjusted.",
+            "directions and the gap equals log(n10/n01). p: McNemar's exact test of no gap, Holm-adjusted. "
+            "*: a direction answered all right (or all wrong): no finite estimate; a weak prior bounds it.",
         ]
     path = run_dir / "report.md"
     path.write_text("\n".join(lines) + "\n")

@@ -44,6 +44,9 @@ Structure = Literal["correlated", "shared"]
 #: The correlation of a question's two easinesses is kept inside (-RHO_MAX, RHO_MAX): at 1 the grid
 #: weights degenerate (a model answering identically both ways drives a small category there).
 RHO_MAX = 0.999
+#: A weak N(0, 10^2) prior on the abilities keeps them finite when a model answers every question of a
+#: direction right (or wrong); elsewhere it moves estimates by about 1e-5 logit.
+THETA_PRIOR_VAR = 100.0
 
 
 @dataclass
@@ -121,9 +124,10 @@ class _Objective:
     def unpack(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         theta = x[: 2 * self.m].reshape(self.m, 2)
         if self.structure == "shared":
-            s = math.exp(x[2 * self.m])
+            s = math.exp(min(float(x[2 * self.m]), 30.0))
             return theta, np.array([s, s]), 1.0
-        return theta, np.exp(x[2 * self.m : 2 * self.m + 2]), RHO_MAX * math.tanh(x[2 * self.m + 2])
+        sd = np.exp(np.minimum(x[2 * self.m : 2 * self.m + 2], 30.0))
+        return theta, sd, RHO_MAX * math.tanh(x[2 * self.m + 2])
 
     def n_params(self) -> int:
         return 2 * self.m + (1 if self.structure == "shared" else 3)
@@ -168,7 +172,7 @@ class _Objective:
             dlogw -= (wgrid * dlogw).sum()
             e_post = ((a @ (wgrid * dlogw)) * b).sum(axis=1) / lik
         wts = self.w
-        nll = -float(wts @ ll_j)
+        nll = -float(wts @ ll_j) + 0.5 * float((theta**2).sum()) / THETA_PRIOR_VAR
         grad = np.zeros_like(np.asarray(self._x0_like()))
         g_theta = np.zeros((self.m, 2))
         g_sd = np.zeros(2)
@@ -180,7 +184,7 @@ class _Objective:
             r = resid_pos - sig * resid_all
             g_theta[:, d] = r.sum(axis=1)
             g_sd[d] = float((r * z[None, :]).sum()) * sd[d]  # chain rule through log sd
-        grad[: 2 * self.m] = -g_theta.reshape(-1)
+        grad[: 2 * self.m] = -g_theta.reshape(-1) + theta.reshape(-1) / THETA_PRIOR_VAR
         if self.structure == "shared":
             grad[2 * self.m] = -(g_sd[0] + g_sd[1])
         else:
@@ -274,10 +278,13 @@ def refit_newton(
     """
     assert base.hessian is not None, "fit the base with with_se=True"
     obj = _Objective(data, base.structure, q, weights)
-    h_inv = np.linalg.inv(base.hessian)
+    # The pseudo-inverse takes no step along a flat direction (a spread sitting at its boundary).
+    h_inv = np.linalg.pinv(base.hessian)
     x = base.params.copy()
     for _ in range(max_iter):
         step = h_inv @ obj(x)[1]
+        if not np.all(np.isfinite(step)) or float(np.abs(step).max()) > 5.0:
+            return x, False  # diverging (e.g. a spread at its boundary): the caller refits fully
         x -= step
         if float(np.abs(step).max()) < tol:
             return x, True

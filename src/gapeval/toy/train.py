@@ -1,9 +1,9 @@
 """Training the built-in model from scratch: ``gapeval toy train``.
 
 Next-token loss on the supervised part of each sequence (answers for understanding, image codes for
-generation), each sequence weighted equally, both directions mixed in every batch, fresh procedurally generated data throughout (so no
-training example repeats). Checkpoints are written every ``checkpoint_every`` steps and kept, with a
-held-out evaluation logged beside each (``train_log.jsonl``).
+generation), each sequence weighted equally, both directions mixed in every batch, fresh procedurally
+generated data throughout (so no training example repeats). Checkpoints are written every
+``checkpoint_every`` steps and kept, with a held-out evaluation logged beside each (``train_log.jsonl``).
 """
 
 from __future__ import annotations
