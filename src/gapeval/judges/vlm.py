@@ -22,6 +22,7 @@ import os
 import random
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,7 @@ class VLMJudge:
         self.rubric_hash = text_hash(settings.protocol(), *(r.text for r in _rubric_set()))
         self.usage = Usage()
         self._images = _ImageCache(settings.image_max_side)
+        self._prep_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gapeval-judge-prep")
 
     @classmethod
     def from_spec(cls, arg: str, *, options: dict[str, str] | None = None, **_: Any) -> VLMJudge:
@@ -278,13 +280,24 @@ class VLMJudge:
             self.usage.retries += 1
         raise _Retryable("no parseable verdict in the replies")
 
+    def _prepare(self, task: JudgeTask) -> tuple[Rubric, list[Any]]:
+        rubric = rubric_for(task.item, task.direction)
+        return rubric, self.messages(rubric, task.item, task)
+
     async def _one(
         self, client: Any, sem: asyncio.Semaphore, task: JudgeTask, model_text: str | None
     ) -> Decision:
+        try:
+            # Messages are built in a worker thread before the request takes a concurrency slot: the
+            # event loop's one thread then only sends and receives, and finished requests are not queued
+            # behind the next ones' template rendering and image encoding.
+            rubric, msgs = await asyncio.get_running_loop().run_in_executor(
+                self._prep_pool, self._prepare, task
+            )
+        except GapevalError as exc:
+            return Decision.abstain(exc.message)
         async with sem:
             try:
-                rubric = rubric_for(task.item, task.direction)
-                msgs = self.messages(rubric, task.item, task)
                 samples = [await self._verdict(client, msgs) for _ in range(self.settings.samples)]
                 meta: dict[str, Any] = {
                     "rubric": rubric.id,
