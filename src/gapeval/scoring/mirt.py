@@ -173,7 +173,7 @@ class _Objective:
             e_post = ((a @ (wgrid * dlogw)) * b).sum(axis=1) / lik
         wts = self.w
         nll = -float(wts @ ll_j) + 0.5 * float((theta**2).sum()) / THETA_PRIOR_VAR
-        grad = np.zeros_like(np.asarray(self._x0_like()))
+        grad = np.zeros(self.n_params())
         g_theta = np.zeros((self.m, 2))
         g_sd = np.zeros(2)
         for d in range(2):
@@ -191,9 +191,6 @@ class _Objective:
             grad[2 * self.m : 2 * self.m + 2] = -g_sd
             grad[2 * self.m + 2] = -float(wts @ e_post) * RHO_MAX * (1.0 - (rho / RHO_MAX) ** 2)
         return nll, grad
-
-    def _x0_like(self) -> np.ndarray:
-        return np.zeros(self.n_params())
 
     def start(self) -> np.ndarray:
         """Start: logits of the observed shares, unit spread, correlation 0.5."""
