@@ -23,7 +23,8 @@ from gapeval.items import Direction, Item
 from gapeval.judges.base import Decision, JudgeTask, text_hash
 
 RULES_VERSION = "rules-v1"
-_WORD_NUMBERS = {
+#: Number words the rules read as numbers (answers may spell counts out).
+WORD_NUMBERS = {
     w: i
     for i, w in enumerate(
         [
@@ -51,7 +52,7 @@ _WORD_NUMBERS = {
         ]
     )
 }
-_NUM = r"(\d+(?:\.\d+)?|" + "|".join(_WORD_NUMBERS) + r")"
+_NUM = r"(\d+(?:\.\d+)?|" + "|".join(WORD_NUMBERS) + r")"
 _ANSWER_MARK = re.compile(
     r"(?:final\s+answer|answer|option|choice)\s*(?:is|:|=)?\s*[:\-]?\s*\**\(?([A-J])\)?(?![A-Za-z])", re.I
 )
@@ -82,7 +83,7 @@ def extract_option(text: str) -> str | None:
 
 
 def _to_number(token: str) -> float:
-    return float(_WORD_NUMBERS[token.lower()]) if token.lower() in _WORD_NUMBERS else float(token)
+    return float(WORD_NUMBERS[token.lower()]) if token.lower() in WORD_NUMBERS else float(token)
 
 
 def stated_count(text: str, name: str) -> int | None:

@@ -106,6 +106,19 @@ class MirtFit:
     hessian: np.ndarray | None = None
 
 
+@dataclass
+class _Posterior:
+    """What one pass over the quadrature grid gives: the data's likelihood and the posteriors."""
+
+    theta: np.ndarray
+    sd: np.ndarray
+    rho: float
+    eta: list[np.ndarray]  # per direction, (M, Q) linear predictors on the grid
+    ll_j: np.ndarray  # (J,) log-likelihood of each question
+    post_d: list[np.ndarray]  # per direction, (J, Q) marginal posterior over the grid
+    e_post: np.ndarray | None  # (J,) posterior mean of d log w / d rho (correlated structure only)
+
+
 class _Objective:
     """Negative marginal log-likelihood and its gradient for one data set (with question weights)."""
 
@@ -132,7 +145,8 @@ class _Objective:
     def n_params(self) -> int:
         return 2 * self.m + (1 if self.structure == "shared" else 3)
 
-    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+    def _posterior(self, x: np.ndarray) -> _Posterior:
+        """Per-question likelihoods and posteriors over the grid at parameters ``x``."""
         theta, sd, rho = self.unpack(x)
         z = self.z
         loga, eta = [], []
@@ -150,6 +164,7 @@ class _Objective:
             post /= lik
             ll_j = np.log(lik[:, 0]) + top[:, 0]
             post_d = [post, post]
+            e_post = None
         else:
             z1, z2 = np.meshgrid(z, z, indexing="ij")
             c = 1.0 - rho * rho
@@ -171,6 +186,12 @@ class _Objective:
             dlogw = (rho / c) + (z1 * z2) / c - rho * quad / c
             dlogw -= (wgrid * dlogw).sum()
             e_post = ((a @ (wgrid * dlogw)) * b).sum(axis=1) / lik
+        return _Posterior(theta, sd, rho, eta, ll_j, post_d, e_post)
+
+    def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
+        post = self._posterior(x)
+        theta, sd, rho, eta, ll_j, post_d = post.theta, post.sd, post.rho, post.eta, post.ll_j, post.post_d
+        z = self.z
         wts = self.w
         nll = -float(wts @ ll_j) + 0.5 * float((theta**2).sum()) / THETA_PRIOR_VAR
         grad = np.zeros(self.n_params())
@@ -189,7 +210,8 @@ class _Objective:
             grad[2 * self.m] = -(g_sd[0] + g_sd[1])
         else:
             grad[2 * self.m : 2 * self.m + 2] = -g_sd
-            grad[2 * self.m + 2] = -float(wts @ e_post) * RHO_MAX * (1.0 - (rho / RHO_MAX) ** 2)
+            assert post.e_post is not None
+            grad[2 * self.m + 2] = -float(wts @ post.e_post) * RHO_MAX * (1.0 - (rho / RHO_MAX) ** 2)
         return nll, grad
 
     def start(self) -> np.ndarray:
@@ -316,26 +338,8 @@ def _se_gap(hess: np.ndarray, m: int) -> np.ndarray:
 def expected_responses(data: Responses | np.ndarray, result: MirtFit, q: int = 41) -> np.ndarray:
     """E[y | data] under the fit (posterior over each question's easiness): (M, J, 2)."""
     y = data.y if isinstance(data, Responses) else np.asarray(data, dtype=np.float64)
-    obj = _Objective(y, result.structure, q)
-    theta, sd, rho = obj.unpack(result.params)
-    z = obj.z
-    loga = []
-    for d in range(2):
-        lin = theta[:, d, None] + sd[d] * z[None, :]
-        loga.append(obj.pos[d] @ log_expit(lin) + obj.neg[d] @ log_expit(-lin))
-    if result.structure == "shared":
-        joint = loga[0] + loga[1] - 0.5 * z[None, :] ** 2
-        post = np.exp(joint - joint.max(axis=1, keepdims=True))
-        post /= post.sum(axis=1, keepdims=True)
-        posts = [post, post]
-    else:
-        z1, z2 = np.meshgrid(z, z, indexing="ij")
-        wgrid = np.exp(-0.5 * (z1 * z1 - 2 * rho * z1 * z2 + z2 * z2) / (1 - rho * rho))
-        a = np.exp(loga[0] - loga[0].max(axis=1, keepdims=True))
-        b = np.exp(loga[1] - loga[1].max(axis=1, keepdims=True))
-        pa, pb = a * (b @ wgrid.T), (a @ wgrid) * b
-        posts = [pa / pa.sum(axis=1, keepdims=True), pb / pb.sum(axis=1, keepdims=True)]
+    post = _Objective(y, result.structure, q)._posterior(result.params)
     out = np.empty(y.shape)
     for d in range(2):
-        out[:, :, d] = (posts[d] @ expit(theta[:, d, None] + sd[d] * z[None, :]).T).T
+        out[:, :, d] = (post.post_d[d] @ expit(post.eta[d]).T).T
     return out

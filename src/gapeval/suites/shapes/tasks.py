@@ -115,6 +115,11 @@ def _other_objects(rng: np.random.Generator, n: int, avoid: set[Obj]) -> list[Ob
     return [pool[int(i)] for i in rng.integers(len(pool), size=n)]
 
 
+def _among_others(rng: np.random.Generator, obj: Obj, cell: int) -> Scene:
+    """``obj`` in ``cell`` with one to three other objects elsewhere."""
+    return _place(rng, _other_objects(rng, int(rng.integers(1, 4)), {obj}), {cell: obj})
+
+
 def _obj(rng: np.random.Generator) -> Obj:
     return _ALL_OBJECTS[int(rng.integers(len(_ALL_OBJECTS)))]
 
@@ -183,7 +188,7 @@ def k_position(rng: np.random.Generator) -> Spec:
     """Attributes at positions (text-to-image): what is in P / draw X in P."""
     obj, cell = _obj(rng), int(rng.integers(GRID * GRID))
     key = (obj, cell)
-    scene = _place(rng, _other_objects(rng, int(rng.integers(1, 4)), {obj}), {cell: obj})
+    scene = _among_others(rng, obj, cell)
     return Spec(
         "position",
         Category.INSTRUCTION_FOLLOWING,
@@ -287,7 +292,7 @@ def k_entity(rng: np.random.Generator) -> Spec:
     cell = int(rng.integers(GRID * GRID))
     look = LOOKS[e]
     key = (e, cell)
-    scene = _place(rng, _other_objects(rng, int(rng.integers(1, 4)), {look}), {cell: look})
+    scene = _among_others(rng, look, cell)
     return Spec(
         "entity",
         Category.WORLD_KNOWLEDGE,
@@ -311,7 +316,7 @@ def k_pet(rng: np.random.Generator, edit: bool = False) -> Spec:
     cell = int(rng.integers(GRID * GRID))
     look = LOOKS[PETS[p]]
     key = (p, cell)
-    scene = _place(rng, _other_objects(rng, int(rng.integers(1, 4)), {look}), {cell: look})
+    scene = _among_others(rng, look, cell)
     if not edit:
         return Spec(
             "pet",
@@ -493,28 +498,6 @@ def check_scene(check: dict[str, Any], scene: Scene) -> tuple[bool, str]:
     raise ValueError(f"unknown check {kind!r}")
 
 
-_NUMBER_WORDS = {
-    w: i
-    for i, w in enumerate(
-        [
-            "zero",
-            "one",
-            "two",
-            "three",
-            "four",
-            "five",
-            "six",
-            "seven",
-            "eight",
-            "nine",
-            "ten",
-            "eleven",
-            "twelve",
-        ]
-    )
-}
-
-
 def _last(words: list[str], vocab: set[str]) -> str | None:
     hits = [w for w in words if w in vocab]
     return hits[-1] if hits else None
@@ -540,14 +523,12 @@ def check_answer(answer_type: str, value: Any, text: str) -> tuple[bool, str]:
     """Decide an understanding answer of the shapes world exactly (free-form text is accepted)."""
     import re
 
-    from gapeval.judges.rules import extract_option, stated_count
+    from gapeval.judges.rules import WORD_NUMBERS, extract_option, stated_count
 
     low = text.lower()
     words = re.findall(r"[a-z]+|\d+", low)
     if answer_type == "number":
-        nums = [
-            int(w) if w.isdigit() else _NUMBER_WORDS[w] for w in words if w.isdigit() or w in _NUMBER_WORDS
-        ]
+        nums = [int(w) if w.isdigit() else WORD_NUMBERS[w] for w in words if w.isdigit() or w in WORD_NUMBERS]
         if not nums:
             return False, "no number stated"
         return nums[-1] == value, f"said {nums[-1]}, expected {value}"
