@@ -70,6 +70,28 @@ def test_tiny_training_run_lowers_the_loss(tmp_path) -> None:
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 1.0
 
 
+def test_worked_answers_pass_the_suites_own_judge_and_show_their_steps() -> None:
+    from gapeval.suites.shapes import tasks
+    from gapeval.toy.data import sample_specs, worked_answer
+    from gapeval.toy.vocab import tokenize_words, world_words
+
+    known = set(world_words())
+    rng = np.random.default_rng(7)
+    for kind in tasks.KINDS:
+        for spec in sample_specs(rng, 60, "train", [kind]):
+            text = worked_answer(spec)
+            # The model is trained on this text, so every word must be in its vocabulary, and the
+            # judge must accept it: a scratchpad that the judge read as wrong would teach wrong answers.
+            assert set(tokenize_words(text)) <= known, text
+            assert tasks.check_answer(spec.answer_type, spec.answer_value, text)[0], (spec.und_prompt, text)
+            if kind == "relation":
+                a, _, b = spec.key
+                where_a, where_b = (world.POSITIONS[spec.und_scene.index(o)] for o in (a, b))
+                assert text == f"{where_a} and {where_b} {spec.answer}"
+            elif kind not in ("rule",):
+                assert text == spec.answer
+
+
 def test_demo_command_reduced(cli, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("GAPEVAL_HOME", str(tmp_path / "home"))
     out = tmp_path / "demo"

@@ -461,6 +461,14 @@ class RunStore:
         )
         return rows[0] if rows else None
 
+    def verdict_statuses(self, judge_id: str, rubric_hash: str) -> dict[str, VerdictStatus]:
+        """Output key -> status of this judge's (and rubric's) cached verdicts, in one query."""
+        rows = self._db.execute(
+            "SELECT output_key, status FROM verdicts WHERE judge_id=? AND rubric_hash=?",
+            (judge_id, rubric_hash),
+        )
+        return {key: VerdictStatus(status) for key, status in rows}
+
     def verdicts(self, judge_id: str | None = None) -> list[VerdictRecord]:
         """All verdicts (of one judge id, when given)."""
         if judge_id is None:

@@ -141,13 +141,15 @@ def _judge_pass(
     st = JudgeStats()
     undecided: list[OutputRecord] = []
     todo: list[JudgeTask] = []
+    # One query for the whole cache, not one per output.
+    statuses = store.verdict_statuses(judge.judge_id, judge.rubric_hash)
     for out in outputs:
         key = out.output_key
         assert key is not None
-        cached = store.get_verdict(key, judge.judge_id, judge.rubric_hash)
-        if cached is not None and cached.status is not VerdictStatus.FAILED:
+        cached = statuses.get(key)
+        if cached is not None and cached is not VerdictStatus.FAILED:
             st.cached += 1
-            if cached.status is VerdictStatus.ABSTAIN:
+            if cached is VerdictStatus.ABSTAIN:
                 undecided.append(out)
             elif progress:
                 progress(1)

@@ -49,6 +49,10 @@ class ScriptedServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # The headers and the body go out in two writes; with Nagle's algorithm on, the body then
+            # waits for the client's delayed ACK of the headers (up to 40 ms on Linux). Real servers
+            # (uvicorn, vLLM) set TCP_NODELAY, and so does this one.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 return

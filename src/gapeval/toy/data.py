@@ -40,6 +40,37 @@ def sample_specs(
     return out
 
 
+def worked_answer(spec: tasks.Spec) -> str:
+    """The answer text the built-in model is trained to produce for ``spec``'s understanding question.
+
+    Questions that compose two look-ups (a spatial relation; a rule applied to the image) are answered
+    with the look-ups first, as a short scratchpad (where A is, where B is, then yes/no; the counts the
+    rule touches, then the result), so the model learns steps it can see rather than one opaque bit.
+    The suite's judge reads the last stated yes/no or number, as it does for any model's free-form
+    reply; every other kind is answered with the reference answer itself.
+    """
+    scene = spec.und_scene
+    if scene is None or spec.kind not in ("relation", "rule"):
+        return spec.answer
+    if spec.kind == "relation":
+        a, _, b = spec.key
+        # "and" keeps "bottom and right" apart from "bottom right".
+        return f"{world.POSITIONS[scene.index(a)]} and {world.POSITIONS[scene.index(b)]} {spec.answer}"
+    have = [o for o in scene if o is not None]
+    rule = spec.key[0]
+    if rule == "recolour":
+        c1, c2 = spec.key[1:]
+        n1, n2 = sum(o[0] == c1 for o in have), sum(o[0] == c2 for o in have)
+        return f"{n1} {c1} {n2} {c2} {spec.answer}"
+    if rule == "remove":
+        shape = spec.key[1]
+        k = sum(o[1] == shape for o in have)
+        return f"{len(have)} shapes {k} {tasks.plural(shape, k)} {spec.answer}"
+    s1, s2 = spec.key[1:]
+    k1, k2 = sum(o[1] == s1 for o in have), sum(o[1] == s2 for o in have)
+    return f"{k1} {tasks.plural(s1, k1)} {k2} {tasks.plural(s2, k2)} {spec.answer}"
+
+
 def sequences(
     specs: list[tasks.Spec],
     vocab: Vocab,
@@ -57,7 +88,7 @@ def sequences(
     for s, c in zip(specs, codes, strict=True):
         if "und" in directions:
             pre = und_prefix(vocab, s.und_prompt, c[0] if s.und_scene is not None else None)
-            out.append(([*pre, *vocab.encode_text(s.answer), EOS], len(pre)))
+            out.append(([*pre, *vocab.encode_text(worked_answer(s)), EOS], len(pre)))
         if "gen" in directions:
             pre = gen_prefix(vocab, s.gen_prompt, c[1] if s.gen_input is not None else None)
             out.append(([*pre, *vocab.codes(c[2]), ENDIMG], len(pre)))

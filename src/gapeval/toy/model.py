@@ -83,14 +83,23 @@ class UnifiedTransformer(nn.Module):
         if isinstance(m, nn.Linear) and m.bias is not None:
             nn.init.zeros_(m.bias)
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        """(B, T) ids -> (B, T, V) logits."""
+    def hidden(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids -> (B, T, D) final hidden states."""
         pos = torch.arange(ids.shape[1], device=ids.device)
         x = self.tok(ids) + self.pos(pos)[None]
         for block in self.blocks:
             x = block(x)
-        logits: torch.Tensor = self.ln(x) @ self.tok.weight.T
-        return logits
+        out: torch.Tensor = self.ln(x)
+        return out
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Hidden states (..., D) -> logits (..., V) through the tied head."""
+        out: torch.Tensor = hidden @ self.tok.weight.T
+        return out
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """(B, T) ids -> (B, T, V) logits."""
+        return self.logits(self.hidden(ids))
 
     def n_params(self) -> int:
         """Number of parameters."""

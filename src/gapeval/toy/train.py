@@ -29,7 +29,7 @@ from gapeval.toy.vocab import Vocab, world_words
 class TrainConfig:
     """Training settings (all recorded in every checkpoint)."""
 
-    steps: int = 7000
+    steps: int = 8000
     batch_size: int = 96
     lr: float = 2e-3
     weight_decay: float = 0.01
@@ -38,7 +38,7 @@ class TrainConfig:
     n_layers: int = 4
     n_heads: int = 4
     seed: int = 0
-    checkpoint_every: int = 700
+    checkpoint_every: int = 800
     eval_items: int = 40
     chunk_items: int = 2048
     threads: int = 2
@@ -119,20 +119,23 @@ def train(
     final = out_dir / "final.pt"
     for step in range(1, cfg.steps + 1):
         if len(pool) < cfg.batch_size:
+            # Batches are drawn at random, never grouped by length: grouping cut a step by a third but
+            # made each batch nearly one kind of question, and the model then forgot what it had learnt
+            # (held-out und 0.53 instead of 0.82 at the same budget, measured).
             pool = sequences(sample_specs(rng, cfg.chunk_items), vocab, tok, rng)
             rng.shuffle(pool)
         batch = collate(pool[-cfg.batch_size :])
         del pool[-cfg.batch_size :]
         model.train()
-        logits = model(batch.ids[:, :-1])
         mask = batch.mask[:, 1:]
-        nll = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), batch.ids[:, 1:].reshape(-1), reduction="none"
-        )
+        where = mask.bool()
+        # The output head runs only where there is something to predict.
+        logits = model.logits(model.hidden(batch.ids[:, :-1])[where])
+        nll = torch.nn.functional.cross_entropy(logits, batch.ids[:, 1:][where], reduction="none")
         # Each sequence weighs the same (the mean over its supervised tokens), so a 9-code image does
         # not outweigh a one-word answer three to one.
-        per_seq = (nll.view(mask.shape) * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-        loss = per_seq.mean()
+        weight = (mask / mask.sum(dim=1, keepdim=True).clamp(min=1.0))[where]
+        loss = (nll * weight).sum() / mask.shape[0]
         for group in opt.param_groups:
             group["lr"] = lr_at(step - 1, cfg)
         opt.zero_grad(set_to_none=True)
