@@ -452,15 +452,6 @@ class RunStore:
                 ),
             )
 
-    def get_verdict(self, output_key: str, judge_id: str, rubric_hash: str) -> VerdictRecord | None:
-        """The cached verdict of this judge (and rubric) on this output, if any."""
-        rows = list(
-            self._verdicts(
-                "WHERE output_key=? AND judge_id=? AND rubric_hash=?", (output_key, judge_id, rubric_hash)
-            )
-        )
-        return rows[0] if rows else None
-
     def verdict_statuses(self, judge_id: str, rubric_hash: str) -> dict[str, VerdictStatus]:
         """Output key -> status of this judge's (and rubric's) cached verdicts, in one query."""
         rows = self._db.execute(
