@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
 
 import numpy as np
 import pytest
@@ -73,9 +75,13 @@ def test_tiny_training_run_lowers_the_loss(tmp_path) -> None:
 def test_worked_answers_pass_the_suites_own_judge_and_show_their_steps() -> None:
     from gapeval.suites.shapes import tasks
     from gapeval.toy.data import sample_specs, worked_answer
+    from gapeval.toy.model import answer
     from gapeval.toy.vocab import tokenize_words, world_words
 
     known = set(world_words())
+    # Greedy decoding must have room for the whole worked answer and its end token, or the final
+    # number of a long count would be cut off and judged wrong.
+    cap = inspect.signature(answer).parameters["max_new"].default
     rng = np.random.default_rng(7)
     for kind in tasks.KINDS:
         for spec in sample_specs(rng, 60, "train", [kind]):
@@ -83,12 +89,27 @@ def test_worked_answers_pass_the_suites_own_judge_and_show_their_steps() -> None
             # The model is trained on this text, so every word must be in its vocabulary, and the
             # judge must accept it: a scratchpad that the judge read as wrong would teach wrong answers.
             assert set(tokenize_words(text)) <= known, text
+            assert len(tokenize_words(text)) + 1 <= cap, text
             assert tasks.check_answer(spec.answer_type, spec.answer_value, text)[0], (spec.und_prompt, text)
             if kind == "relation":
                 a, _, b = spec.key
                 where_a, where_b = (world.POSITIONS[spec.und_scene.index(o)] for o in (a, b))
                 assert text == f"{where_a} and {where_b} {spec.answer}"
-            elif kind not in ("rule",):
+            elif kind in ("count", "rule"):
+                # Numbered matching cells, then the total: "1 top 2 center 2".
+                parts = re.split(r" ?\b(\d+)\b ?", text)[1:]
+                numbers, places = [int(x) for x in parts[0::2]], parts[1::2]
+                n = int(spec.answer)
+                assert numbers == [*range(1, n + 1), n] and places[-1] == "", text
+                cells = [world.POSITIONS.index(p) for p in places[:-1]]
+                assert cells == sorted(set(cells)) and all(spec.und_scene[c] for c in cells), text
+                if kind == "count":
+                    assert all(spec.und_scene[c] == spec.key[0] for c in cells), text
+            elif kind == "pattern":
+                colours, shapes, missing = spec.key
+                row, col = world.row_col(missing)
+                assert text == f"{colours[row]} {shapes[col]} option {spec.answer}"
+            else:
                 assert text == spec.answer
 
 

@@ -43,32 +43,43 @@ def sample_specs(
 def worked_answer(spec: tasks.Spec) -> str:
     """The answer text the built-in model is trained to produce for ``spec``'s understanding question.
 
-    Questions that compose two look-ups (a spatial relation; a rule applied to the image) are answered
-    with the look-ups first, as a short scratchpad (where A is, where B is, then yes/no; the counts the
-    rule touches, then the result), so the model learns steps it can see rather than one opaque bit.
-    The suite's judge reads the last stated yes/no or number, as it does for any model's free-form
-    reply; every other kind is answered with the reference answer itself.
+    Questions that compose several look-ups are answered with the look-ups first, as a short scratchpad,
+    so the model learns steps it can see rather than one opaque token:
+
+    - a spatial relation: where A is, where B is, then yes/no;
+    - a count, and a rule applied to the image (which is a count of the cells the rule leaves matching):
+      the matching cells in reading order, numbered, so the answer is the last number and each step is
+      "the next matching cell" rather than a sum held in one position;
+    - a pattern: the missing object, then the option that names it.
+
+    The suite's judge reads the last stated yes/no, number or option, as it does for any model's
+    free-form reply; every other kind is answered with the reference answer itself.
     """
     scene = spec.und_scene
-    if scene is None or spec.kind not in ("relation", "rule"):
+    if scene is None or spec.kind not in ("relation", "count", "rule", "pattern"):
         return spec.answer
     if spec.kind == "relation":
         a, _, b = spec.key
         # "and" keeps "bottom and right" apart from "bottom right".
         return f"{world.POSITIONS[scene.index(a)]} and {world.POSITIONS[scene.index(b)]} {spec.answer}"
-    have = [o for o in scene if o is not None]
-    rule = spec.key[0]
+    if spec.kind == "pattern":
+        colours, shapes, missing = spec.key
+        row, col = world.row_col(missing)
+        return f"{tasks.obj_words((colours[row], shapes[col]))} option {spec.answer}"
+    cells = [i for i, o in enumerate(scene) if o is not None and _counted(spec, o)]
+    return " ".join([f"{k} {world.POSITIONS[c]}" for k, c in enumerate(cells, 1)] + [str(len(cells))])
+
+
+def _counted(spec: tasks.Spec, obj: world.Obj) -> bool:
+    """Whether ``obj`` counts towards the answer of a count or rule question."""
+    if spec.kind == "count":
+        return bool(obj == spec.key[0])
+    rule, *args = spec.key
     if rule == "recolour":
-        c1, c2 = spec.key[1:]
-        n1, n2 = sum(o[0] == c1 for o in have), sum(o[0] == c2 for o in have)
-        return f"{n1} {c1} {n2} {c2} {spec.answer}"
+        return obj[0] in args  # every c1 becomes c2: the c1 and c2 shapes
     if rule == "remove":
-        shape = spec.key[1]
-        k = sum(o[1] == shape for o in have)
-        return f"{len(have)} shapes {k} {tasks.plural(shape, k)} {spec.answer}"
-    s1, s2 = spec.key[1:]
-    k1, k2 = sum(o[1] == s1 for o in have), sum(o[1] == s2 for o in have)
-    return f"{k1} {tasks.plural(s1, k1)} {k2} {tasks.plural(s2, k2)} {spec.answer}"
+        return bool(obj[1] != args[0])  # what is left
+    return obj[1] in args  # every s1 becomes s2: the s1 and s2 shapes
 
 
 def sequences(

@@ -131,9 +131,13 @@ def _by_length(prefixes: Sequence[Sequence[int]]) -> list[list[int]]:
 
 @torch.no_grad()
 def answer(
-    model: UnifiedTransformer, vocab: Vocab, prefixes: Sequence[Sequence[int]], max_new: int = 10
+    model: UnifiedTransformer, vocab: Vocab, prefixes: Sequence[Sequence[int]], max_new: int = 24
 ) -> list[str]:
-    """Greedy answers (words only) for a batch of understanding prefixes."""
+    """Greedy answers (words only) for a batch of understanding prefixes.
+
+    ``max_new`` leaves room for the longest worked answer the model is trained on (six numbered cells
+    and the total, 19 words): a shorter cap cuts counts of four or more off before the total.
+    """
     model.eval()
     word_mask = torch.full((vocab.size,), float("-inf"))
     word_mask[vocab.word_base : vocab.code_base] = 0.0
