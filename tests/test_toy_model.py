@@ -126,3 +126,22 @@ def test_demo_command_reduced(cli, tmp_path, monkeypatch) -> None:
     assert overall["n_paired"] == 96 and overall["missing"] == 0
     with Image.open(next((out / "images").rglob("*.png"))) as img:
         assert world.parse(img) is not None
+
+
+def test_toy_train_command_defaults_are_the_shipped_settings() -> None:
+    # `gapeval toy train` with no options must reproduce the shipped weights' recipe.
+    import inspect
+
+    from gapeval.cli import toy_train_cmd
+
+    params = inspect.signature(toy_train_cmd).parameters
+    shipped = TrainConfig()
+    for option, field in [
+        ("steps", "steps"),
+        ("batch_size", "batch_size"),
+        ("d_model", "d_model"),
+        ("layers", "n_layers"),
+        ("seed", "seed"),
+        ("checkpoint_every", "checkpoint_every"),
+    ]:
+        assert params[option].default == getattr(shipped, field), option

@@ -22,8 +22,13 @@ def write_report(
     scores: RunScores,
     rows: Sequence[LeaderRow],
     analysis: GapAnalysis | None = None,
+    *,
+    platform_note: str | None = None,
 ) -> Path:
-    """Write ``report.md`` and ``report.json``; returns the Markdown path."""
+    """Write ``report.md`` and ``report.json``; returns the Markdown path.
+
+    ``platform_note`` says whether the paper-compatible Gap on this machine is bit-for-bit the authors'.
+    """
     spec = manifest.spec
     lines = [
         f"# gapeval report: {spec.model} on {spec.suite_name}",
@@ -51,6 +56,7 @@ def write_report(
         "Succ: right both ways. Und/Gen: accuracy per direction. Gap: the paper-compatible Gap Score; "
         "±frag: its largest change under 1e-6 input noise (the score is numerically fragile). "
         "Cons: share of items whose two directions agree.",
+        *(["", platform_note] if platform_note else []),
         "",
         "## Joint outcomes (expected counts over paired items)",
         "",
@@ -93,6 +99,7 @@ def write_report(
                 "scores": scores.model_dump(),
                 "leaderboard": [r.model_dump() for r in rows],
                 "mirt": analysis.model_dump() if analysis else None,
+                "platform": platform_note,
             },
             indent=2,
         )
