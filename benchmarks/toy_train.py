@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from gapeval.items import Category
+from gapeval.judges.scene import check_scene
 from gapeval.suites.shapes import SHAPES_SUITES, specs, tasks, world
 from gapeval.toy.data import sample_specs
 from gapeval.toy.evaluate import evaluate_specs
@@ -37,7 +38,7 @@ def chance(test: list[tasks.Spec], tok: ImageTokenizer, rng: np.random.Generator
         out[f"{cat.value}/und"] = answers.most_common(1)[0][1] / len(group)
         scenes = world.parse_many(tok.decode(rng.integers(tok.size, size=(len(group), 9))))
         out[f"{cat.value}/gen"] = float(
-            np.mean([tasks.check_scene(s.gen_check, sc)[0] for s, sc in zip(group, scenes, strict=True)])
+            np.mean([check_scene(s.gen_check, sc)[0] for s, sc in zip(group, scenes, strict=True)])
         )
     return out
 

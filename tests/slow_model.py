@@ -22,7 +22,7 @@ class SlowModel:
         self.delay = float(options.get("delay", "0"))
 
     @classmethod
-    def from_spec(cls, arg: str, options: dict[str, str], suite: Any) -> SlowModel:
+    def from_spec(cls, arg: str, options: dict[str, str], context: Any) -> SlowModel:
         return cls(options)
 
     def describe(self) -> dict[str, Any]:

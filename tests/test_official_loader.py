@@ -130,7 +130,17 @@ def test_bad_input_names_file_and_field(sample_tree, case) -> None:
 def test_cli_error_is_one_line_and_run_survives(cli, sample_tree, tmp_path) -> None:
     out = tmp_path / "run"
     code, _, _ = invoke(
-        cli, "run", str(sample_tree), "-m", "replay:demo-umm", "-o", str(out), "--fragility", "0"
+        cli,
+        "run",
+        str(sample_tree),
+        "-m",
+        "replay:demo-umm",
+        "-o",
+        str(out),
+        "-j",
+        "rules",
+        "--fragility",
+        "0",
     )
     assert code == 0
     with RunStore.open(out) as store:
@@ -161,6 +171,8 @@ def test_cli_error_is_one_line_and_run_survives(cli, sample_tree, tmp_path) -> N
         "replay:demo-umm",
         "-o",
         str(tmp_path / "r2"),
+        "-j",
+        "rules",
         "--skip-invalid",
         "--fragility",
         "0",

@@ -12,8 +12,8 @@ from tests.conftest import invoke
 
 from gapeval.items import Category, Direction, GenerationTask, ImageRef, Item, References, UnderstandingTask
 from gapeval.judges.rules import extract_option, judge_image, judge_text, stated_count
+from gapeval.records import VerdictStatus
 from gapeval.scoring.joint import group_score
-from gapeval.store import VerdictStatus
 
 
 def item(**refs: object) -> Item:

@@ -10,7 +10,7 @@ import pytest
 from gapeval.items import Category, Direction
 from gapeval.judges.base import JudgeTask
 from gapeval.judges.scene import SceneJudge
-from gapeval.store import OutputRecord, OutputStatus, VerdictStatus
+from gapeval.records import OutputRecord, OutputStatus, VerdictStatus
 from gapeval.suites import load_suite
 from gapeval.suites.shapes import SHAPES_SUITES, build, spec_dict, spec_to_item, specs, tasks, world
 from gapeval.toy.tokenizer import ImageTokenizer

@@ -12,7 +12,8 @@ from tests.conftest import gapeval_subprocess, invoke
 
 from gapeval import api
 from gapeval.errors import GapevalError
-from gapeval.store import OutputStatus, RunStore
+from gapeval.records import OutputStatus
+from gapeval.store import RunStore
 
 MODEL_FILE = Path(__file__).with_name("slow_model.py")
 
@@ -33,6 +34,8 @@ def run_args(tree: Path, out: Path, log: Path, delay: str) -> list[str]:
         "2",
         "--batch-size",
         "2",
+        "-j",
+        "rules",
         "--fragility",
         "0",
     ]
@@ -94,10 +97,10 @@ def test_second_identical_run_does_no_work(sample_tree, tmp_path) -> None:
     log = tmp_path / "log"
     opts = {"log": str(log)}
     model = f"py:{MODEL_FILE}:SlowModel"
-    first = api.run(str(sample_tree), model, out=tmp_path / "r", model_options=opts)
+    first = api.run(str(sample_tree), model, out=tmp_path / "r", model_options=opts, judges=["rules"])
     assert first.stats.done == 24 and not first.resumed
     n = len(served(log))
-    again = api.run(str(sample_tree), model, out=tmp_path / "r", model_options=opts)
+    again = api.run(str(sample_tree), model, out=tmp_path / "r", model_options=opts, judges=["rules"])
     assert again.resumed and again.stats.done == 0 and again.stats.skipped_done == 24
     assert len(served(log)) == n
     assert again.judge_stats["rules"].judged == 0
@@ -107,7 +110,19 @@ def test_second_identical_run_does_no_work(sample_tree, tmp_path) -> None:
 def test_rejudge_reuses_outputs_and_caches_verdicts(cli, sample_tree, tmp_path) -> None:
     out = tmp_path / "r"
     assert (
-        invoke(cli, "run", str(sample_tree), "-m", "replay:demo-umm", "-o", str(out), "--fragility", "0")[0]
+        invoke(
+            cli,
+            "run",
+            str(sample_tree),
+            "-m",
+            "replay:demo-umm",
+            "-o",
+            str(out),
+            "-j",
+            "rules",
+            "--fragility",
+            "0",
+        )[0]
         == 0
     )
     code, stdout, _ = invoke(cli, "judge", str(out), "--judge", "rules", "--judge", "recorded", "--json")
@@ -124,9 +139,9 @@ def test_rejudge_reuses_outputs_and_caches_verdicts(cli, sample_tree, tmp_path) 
 
 
 def test_resume_with_another_spec_is_refused(sample_tree, tmp_path) -> None:
-    api.run(str(sample_tree), "replay:demo-umm", out=tmp_path / "r")
+    api.run(str(sample_tree), "replay:demo-umm", out=tmp_path / "r", judges=["rules"])
     with pytest.raises(GapevalError) as info:
-        api.run(str(sample_tree), "replay:demo-umm", out=tmp_path / "r", seed=1)
+        api.run(str(sample_tree), "replay:demo-umm", out=tmp_path / "r", seed=1, judges=["rules"])
     assert info.value.field == "spec.seed" and "manifest.json" in (info.value.file or "")
 
 
@@ -138,15 +153,12 @@ def test_runs_without_out_never_share_a_directory(sample_tree, tmp_path, monkeyp
 
 
 def test_manifest_records_provenance_and_images_are_content_addressed(sample_tree, tmp_path) -> None:
-    res = api.run(
-        str(sample_tree), "replay:demo-umm", out=tmp_path / "r", model_options={"api_key": "sk-secret"}
-    )
+    res = api.run(str(sample_tree), "replay:demo-umm", out=tmp_path / "r", judges=["rules"])
     with RunStore.open(res.path) as store:
         m = store.manifest()
         assert m.spec.suite_hash == res.suite.content_hash() and m.spec.n_items == 12
         assert m.versions["python"] and "numpy" in m.versions
         assert m.model_description["family"] == "replay"
-        assert m.spec.model_options == {"api_key": "<redacted>"}
         shas = [o.image_sha for o in store.outputs(OutputStatus.DONE) if o.image_sha]
         assert shas and all(store.image_path(s).is_file() for s in shas)
         # identical images are stored once
@@ -154,4 +166,11 @@ def test_manifest_records_provenance_and_images_are_content_addressed(sample_tre
         failed = store.outputs(OutputStatus.FAILED)
         assert [(o.item_id, o.direction) for o in failed] == [("rule-3", "gen")]
         assert "no saved image" in (failed[0].error or "")
-    assert "sk-secret" not in (res.path / "manifest.json").read_text()
+    # a secret-looking adapter option is redacted before anything is written
+    log = tmp_path / "log"
+    model = f"py:{MODEL_FILE}:SlowModel"
+    opts = {"log": str(log), "api_key": "sk-secret"}
+    res = api.run(str(sample_tree), model, out=tmp_path / "s", model_options=opts, judges=["rules"])
+    with RunStore.open(res.path) as store:
+        assert store.manifest().spec.model_options == {"log": str(log), "api_key": "<redacted>"}
+    assert not any("sk-secret" in p.read_text(errors="ignore") for p in res.path.rglob("*") if p.is_file())

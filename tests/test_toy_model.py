@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 from tests.conftest import invoke
 
+from gapeval.judges.scene import check_answer
 from gapeval.models import GenerateRequest, UnderstandRequest, UnifiedModel, load_model
 from gapeval.models.toy import shipped_checkpoint
 from gapeval.suites.shapes import world
@@ -90,7 +91,7 @@ def test_worked_answers_pass_the_suites_own_judge_and_show_their_steps() -> None
             # judge must accept it: a scratchpad that the judge read as wrong would teach wrong answers.
             assert set(tokenize_words(text)) <= known, text
             assert len(tokenize_words(text)) + 1 <= cap, text
-            assert tasks.check_answer(spec.answer_type, spec.answer_value, text)[0], (spec.und_prompt, text)
+            assert check_answer(spec.answer_type, spec.answer_value, text)[0], (spec.und_prompt, text)
             if kind == "relation":
                 a, _, b = spec.key
                 where_a, where_b = (world.POSITIONS[spec.und_scene.index(o)] for o in (a, b))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from typing import Any
 
 import pytest
 from tests.conftest import invoke
@@ -12,7 +13,8 @@ from gapeval import api
 from gapeval.errors import GapevalError
 from gapeval.items import Category
 from gapeval.judges.rubric import all_rubrics, parse_verdict, rubric_for
-from gapeval.store import RunStore, VerdictStatus
+from gapeval.records import VerdictRecord, VerdictStatus
+from gapeval.store import RunStore
 from gapeval.suites import load_suite
 from gapeval.testing.openai_server import Reply, ScriptedServer
 
@@ -29,6 +31,16 @@ def run_dir(sample_tree, tmp_path, monkeypatch):
     return out
 
 
+def one(stats: dict[str, Any]) -> Any:
+    """The stats of the one judge judged (its id carries the protocol and the endpoint)."""
+    (only,) = stats.values()
+    return only
+
+
+def vlm_verdicts(store: RunStore) -> list[VerdictRecord]:
+    return [v for v in store.verdicts() if v.judge_id.startswith("openai:test-vlm[")]
+
+
 def opts(srv: ScriptedServer, **extra: str) -> dict[str, str]:
     return {"base_url": srv.base_url, "api_key_env": "GAPEVAL_TEST_KEY", "backoff_s": "0.01", **extra}
 
@@ -37,7 +49,7 @@ def test_messages_carry_rubric_text_and_images(run_dir) -> None:
     with ScriptedServer() as srv:
         stats = api.judge(run_dir, ["openai:test-vlm"], options=opts(srv))
     # 23 outputs, plus one consistency check: rs-2's text is wrong, so its image is also compared with it
-    assert stats["openai:test-vlm"].judged == 23 and stats["openai:test-vlm"].requests == 24
+    assert one(stats).judged == 23 and one(stats).requests == 24
     assert all(h["authorization"] == f"Bearer {KEY}" for h in srv.headers)
     body = srv.requests[0]
     assert body["model"] == "test-vlm"
@@ -49,7 +61,7 @@ def test_messages_carry_rubric_text_and_images(run_dir) -> None:
     texts = [b["messages"][1]["content"][0]["text"] for b in srv.requests]
     assert any("I see 2 red circles and 1 blue square." in t for t in texts)
     with RunStore.open(run_dir) as store:
-        verdicts = store.verdicts("openai:test-vlm")
+        verdicts = vlm_verdicts(store)
         assert {v.status for v in verdicts} == {VerdictStatus.OK}
         rs2 = next(v for v in verdicts if v.item_id == "rs-2" and v.direction == "gen")
         assert rs2.meta["consistent_with_text"] is True
@@ -62,7 +74,7 @@ def test_second_identical_judging_makes_zero_requests(run_dir) -> None:
         n = len(srv.requests)
         again = api.judge(run_dir, ["openai:test-vlm"], options=opts(srv))
     assert len(srv.requests) == n
-    assert again["openai:test-vlm"].requests == 0 and again["openai:test-vlm"].cached == 23
+    assert one(again).requests == 0 and one(again).cached == 23
 
 
 def test_retry_after_is_honoured_and_5xx_retried(run_dir) -> None:
@@ -77,36 +89,36 @@ def test_retry_after_is_honoured_and_5xx_retried(run_dir) -> None:
     with ScriptedServer(lambda b, n: (stamps.append(time.monotonic()), script(b, n))[1]) as srv:
         stats = api.judge(run_dir, ["openai:test-vlm"], options=opts(srv, concurrency="1"))
     assert stamps[1] - stamps[0] >= 0.95  # waited as Retry-After said, not the 0.01 s backoff
-    assert stats["openai:test-vlm"].retries == 2 and stats["openai:test-vlm"].judged == 23
+    assert one(stats).retries == 2 and one(stats).judged == 23
 
 
 def test_timeouts_are_retried(run_dir) -> None:
     with ScriptedServer(lambda b, n: Reply(content=PASS, delay_s=1.5 if n == 0 else 0.0)) as srv:
         stats = api.judge(run_dir, ["openai:test-vlm"], options=opts(srv, timeout_s="0.5", concurrency="1"))
-    assert stats["openai:test-vlm"].judged == 23 and stats["openai:test-vlm"].retries >= 1
+    assert one(stats).judged == 23 and one(stats).retries >= 1
 
 
 def test_attempt_cap_stores_failed_and_next_judging_retries(run_dir) -> None:
     with ScriptedServer(lambda b, n: Reply(status=503)) as srv:
         stats = api.judge(run_dir, ["openai:test-vlm"], options=opts(srv, max_attempts="3"))
-    st = stats["openai:test-vlm"]
+    st = one(stats)
     assert st.failed == 23 and st.judged == 0 and st.requests == 69
     with RunStore.open(run_dir) as store:
-        v = store.verdicts("openai:test-vlm")[0]
+        v = vlm_verdicts(store)[0]
         assert v.status is VerdictStatus.FAILED and "gave up after 3 attempts" in v.reason
     with ScriptedServer() as srv:
         again = api.judge(run_dir, ["openai:test-vlm"], options=opts(srv))
-    assert again["openai:test-vlm"].judged == 23
+    assert one(again).judged == 23
 
 
 def test_malformed_replies_are_retried_never_guessed(run_dir) -> None:
     replies = ["I think it is fine.", '```json\n{"reason": "x", "verdict": "pass"}\n```']
     with ScriptedServer(lambda b, n: Reply(content=replies[min(n % 2, 1)])) as srv:
         stats = api.judge(run_dir, ["openai:test-vlm"], options=opts(srv, concurrency="1"))
-    assert stats["openai:test-vlm"].judged == 23
+    assert one(stats).judged == 23
     with ScriptedServer(lambda b, n: Reply(content="no json here")) as srv:
         stats = api.judge(run_dir, ["openai:other"], options=opts(srv, max_attempts="2"))
-    assert stats["openai:other"].failed == 23 and stats["openai:other"].judged == 0
+    assert one(stats).failed == 23 and one(stats).judged == 0
 
 
 @pytest.mark.parametrize(
@@ -129,11 +141,11 @@ def test_parse_verdict(reply, expected) -> None:
 def test_two_turn_keeps_the_second_verdict(run_dir) -> None:
     with ScriptedServer(lambda b, n: Reply(content=PASS if len(b["messages"]) == 2 else FAIL)) as srv:
         stats = api.judge(run_dir, ["openai:test-vlm"], options=opts(srv, two_turn="true"))
-    assert stats["openai:test-vlm"].requests == 48
+    assert one(stats).requests == 48
     follow = [b for b in srv.requests if len(b["messages"]) == 4]
     assert len(follow) == 24 and follow[0]["messages"][3]["content"] == "Are you sure? Think carefully."
     with RunStore.open(run_dir) as store:
-        v = store.verdicts("openai:test-vlm")
+        v = vlm_verdicts(store)
         assert all(x.passed is False for x in v) and 'verdict": "pass' in v[0].raw
 
 
@@ -141,7 +153,7 @@ def test_repeated_judging_stores_shares_and_agreement(run_dir) -> None:
     with ScriptedServer(lambda b, n: Reply(content=PASS if n % 3 else FAIL)) as srv:
         api.judge(run_dir, ["openai:test-vlm"], options=opts(srv, samples="3", concurrency="1"))
     with RunStore.open(run_dir) as store:
-        v = store.verdicts("openai:test-vlm")
+        v = vlm_verdicts(store)
         assert all(abs(x.score - 2 / 3) < 1e-9 and x.passed for x in v)
         assert all(abs(x.meta["agreement"] - 2 / 3) < 1e-9 for x in v)
 

@@ -1,31 +1,79 @@
-"""The library API the CLI is a thin shell over; a notebook can call the same functions."""
+"""The library API: the one orchestration layer. The CLI parses, calls these, and prints what they return.
+
+Every verb works from a notebook, inside a running event loop too:
+
+>>> import gapeval
+>>> res = gapeval.run("shapes-v1-mini", "toy")            # doctest: +SKIP
+>>> scores = gapeval.score([res.path])                     # doctest: +SKIP
+>>> gapeval.report(res.path)                               # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
 import re
+import uuid
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Literal
+
+import numpy as np
 
 from gapeval.errors import GapevalError
-from gapeval.judges.base import JudgeStats, judge_run, load_judge
-from gapeval.models.base import load_model
-from gapeval.runner import RunStats, execute
-from gapeval.store import RunSpec, RunStore, redact
-from gapeval.suites import load_suite
+from gapeval.executors.base import CommitStats, Committer, ModelSpec, image_index, plan
+from gapeval.judges.base import Judge, JudgeContext, JudgeStats, judge_run
+from gapeval.models.base import ModelContext, model_identity
+from gapeval.records import RunManifest, RunRecords, RunSpec, now, redact
+from gapeval.registry import EXECUTORS, JUDGES, REPORTS
+from gapeval.scoring.gap_analysis import analyse
+from gapeval.scoring.joint import RunScores, item_scores, score_run
+from gapeval.scoring.leaderboard import Coupling, leaderboard
+from gapeval.scoring.mirt import Responses
+from gapeval.scoring.responses import from_records, read_csv, unique_names
+from gapeval.scoring.result import ScoreResult
+from gapeval.store import RunStore, git_revision, package_versions
+from gapeval.suites import data_home, load_suite
 from gapeval.suites.base import Suite
+
+__all__ = [
+    "DemoResult",
+    "RunResult",
+    "ScoreResult",
+    "default_run_dir",
+    "demo",
+    "judge",
+    "platform_note",
+    "report",
+    "run",
+    "score",
+]
 
 
 @dataclass
 class RunResult:
-    """What :func:`run` did."""
+    """What :func:`run` did.
+
+    Attributes:
+        path: The run directory.
+        resumed: Whether it resumed an existing run.
+        stats: Outputs written this time (done, failed, unsupported) and how many were already done.
+        judge_stats: Per judge id, what the judging did.
+        judges: The judge chain used, and why (``"suite"`` when the suite's own chain was taken).
+        suite: The suite.
+        model_loaded: Whether the model had to be built (False when nothing was pending).
+
+    """
 
     path: Path
     resumed: bool
-    stats: RunStats
+    stats: CommitStats
     judge_stats: dict[str, JudgeStats]
+    judges: list[str]
+    judges_from: Literal["suite", "given"]
     suite: Suite
+    model_loaded: bool
 
 
 def default_run_dir(suite: str, model: str) -> Path:
@@ -33,6 +81,19 @@ def default_run_dir(suite: str, model: str) -> Path:
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{Path(suite).name}-{model}").strip("-")[:60]
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
     return Path("runs") / f"{slug}-{stamp}"
+
+
+def _judges(
+    specs: Sequence[str], suite: Suite, manifest: RunManifest, options: Mapping[str, str] | None
+) -> list[Judge]:
+    out: list[Judge] = []
+    for spec in specs:
+        family, _, arg = spec.partition(":")
+        cls = JUDGES.load(family)
+        out.append(
+            cls.from_spec(arg, JudgeContext(suite=suite, manifest=manifest, options=dict(options or {})))
+        )
+    return out
 
 
 def run(
@@ -43,23 +104,47 @@ def run(
     seed: int = 0,
     samples_und: int | None = None,
     samples_gen: int | None = None,
-    judges: Sequence[str] = ("rules",),
+    judges: Sequence[str] | None = None,
+    judge_options: Mapping[str, str] | None = None,
     model_options: Mapping[str, str] | None = None,
-    batch_size: int = 8,
+    batch_size: int | None = None,
+    executor: str = "local",
+    label: str | None = None,
     skip_invalid: bool = False,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
 ) -> RunResult:
     """Run a model on a suite, then judge the outputs.
 
-    With ``out`` pointing at an existing run of the same spec, the run resumes: only pending (and failed)
-    outputs are produced and only unjudged outputs are judged.
+    Everything is validated before any work: the suite, the model's identity (told by its adapter
+    without loading weights), the judges, the executor and the run directory. With ``out`` pointing at
+    an existing run of the same spec, the run resumes: the model is built only if something is still
+    pending (or failed), and only unjudged outputs are judged.
+
+    Args:
+        suite: A suite name or path, or a loaded :class:`~gapeval.suites.base.Suite`.
+        model: The model spec (``toy``, ``replay:NAME``, ``py:FILE.py:Class``, a plugin family).
+        out: The run directory (default: a fresh one under ``runs/``).
+        seed: The run seed.
+        samples_und: Answers per item (default: the suite's).
+        samples_gen: Images per item (default: the suite's).
+        judges: The judge chain, by precedence (default: the suite's own, e.g. ``scene`` for shapes).
+        judge_options: Options for judges that take them (``base_url``, ``protocol``...).
+        model_options: Adapter options.
+        batch_size: Requests per model call (default: the adapter's preference).
+        executor: The executor's registry name.
+        label: The run's display name in tables (default: the model spec).
+        skip_invalid: Load a suite's good items and list the bad ones.
+        progress: Called with the number of outputs finished.
+        on_total: Called once with the number of outputs the run holds.
+
     """
     loaded = load_suite(suite, skip_invalid=skip_invalid) if isinstance(suite, str) else suite
     options = dict(model_options or {})
     # The suite defines its decoding protocol (e.g. shapes-v1 samples 3 images per prompt).
     samples_und = samples_und or loaded.defaults.get("samples_und", 1)
     samples_gen = samples_gen or loaded.defaults.get("samples_gen", 1)
+    context = ModelContext.of(loaded)
     spec = RunSpec(
         suite_name=loaded.name,
         suite_version=loaded.version,
@@ -67,23 +152,75 @@ def run(
         n_items=len(loaded.items),
         model=model,
         model_options=redact(options),
+        model_identity=model_identity(model, options, context),
         seed=seed,
         samples_und=samples_und,
         samples_gen=samples_gen,
     )
-    mdl = load_model(model, suite=loaded, options=options)
+    exec_family, _, exec_arg = executor.partition(":")
+    runner = EXECUTORS.load(exec_family).from_spec(exec_arg, {})
+    chain_specs = list(judges) if judges is not None else list(loaded.judges)
     path = Path(out) if out is not None else default_run_dir(loaded.name, model)
-    store, resumed = RunStore.open_or_create(path, spec, mdl.describe())
-    with store:
-        if not resumed:
+    store: RunStore | None = None
+    resumed = (path / "manifest.json").exists()
+    if resumed:
+        store, _ = RunStore.open_or_create(path, spec)
+        manifest = store.manifest()
+    else:
+        manifest = _draft_manifest(spec, label or "", executor)
+    try:
+        chain = _judges(chain_specs, loaded, manifest, judge_options)
+        if store is None:
+            store = RunStore.create(path, spec, label=label or "", executor=executor)
             store.update_manifest(suite_source=str(suite) if isinstance(suite, str) else loaded.root)
             store.put_items(loaded.items)
+        elif label is not None and label != manifest.label:
+            store.update_manifest(label=label)
         store.log("resume" if resumed else "start", {"model": model})
+        work = plan(store, loaded.items)
         if on_total:
-            on_total(len(loaded.items) * (samples_und + samples_gen))
-        stats = execute(loaded, mdl, store, batch_size=batch_size, progress=progress)
-        judge_stats = judge(store, judges, suite=loaded) if judges else {}
-    return RunResult(path=path, resumed=resumed, stats=stats, judge_stats=judge_stats, suite=loaded)
+            on_total(work.total)
+        if progress and work.already_done:
+            progress(work.already_done)
+        store.update_manifest(started_at=store.manifest().started_at or now())
+        store.log("execute", {"pending": len(work.units), "executor": runner.name})
+        committer = Committer(store, progress)
+        committer.stats.skipped_done = work.already_done
+        model_spec = ModelSpec(spec=model, options=options, context=context, batch_size=batch_size)
+        for result in runner.execute(model_spec, work.units, image_index(loaded.items)):
+            committer.commit(result)
+        described = runner.model_description()
+        if described:
+            store.update_manifest(model_description=described)
+        if not any(o.status.value == "pending" for o in store.outputs()):
+            store.update_manifest(finished_at=store.manifest().finished_at or now())
+        judge_stats = judge_run(store, loaded, chain) if chain else {}
+    finally:
+        if store is not None:
+            store.close()
+    return RunResult(
+        path=path,
+        resumed=resumed,
+        stats=committer.stats,
+        judge_stats=judge_stats,
+        judges=[j.judge_id for j in chain],
+        judges_from="given" if judges is not None else "suite",
+        suite=loaded,
+        model_loaded=bool(work.units),
+    )
+
+
+def _draft_manifest(spec: RunSpec, label: str, executor: str) -> RunManifest:
+    # What a new run's manifest will say, for judges that read it before the directory exists.
+    return RunManifest(
+        run_id=uuid.uuid4().hex,
+        spec=spec,
+        label=label,
+        executor=executor,
+        created_at=now(),
+        versions=package_versions(),
+        git_revision=git_revision(),
+    )
 
 
 def suite_of(store: RunStore, override: str | None = None) -> Suite:
@@ -109,16 +246,254 @@ def judge(
     suite: Suite | None = None,
     suite_source: str | None = None,
     options: Mapping[str, str] | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, JudgeStats]:
     """Judge a run's outputs with a chain of judges (never re-running the model).
 
-    ``options`` configure judges that take them (the VLM judge: base_url, concurrency, samples...).
+    ``options`` configure judges that take them (the VLM judge: base_url, protocol, concurrency...).
+    Every judge is built (and its key and extra checked) before any output is judged.
     """
+    if not judges:
+        raise GapevalError("name at least one judge", field="--judge")
     store = run_dir if isinstance(run_dir, RunStore) else RunStore.open(run_dir)
     try:
         loaded = suite or suite_of(store, suite_source)
-        chain = [load_judge(spec, suite=loaded, store=store, options=dict(options or {})) for spec in judges]
-        return judge_run(store, loaded, chain)
+        chain = _judges(judges, loaded, store.manifest(), options)
+        return judge_run(store, loaded, chain, progress=progress)
     finally:
         if not isinstance(run_dir, RunStore):
             store.close()
+
+
+def resolve_judges(manifest: RunManifest, given: Sequence[str] | None) -> list[str]:
+    """Judge ids for scoring: the given ones, else the run's last judging chain.
+
+    A given ``openai:MODEL`` matches ``openai:MODEL[protocol]...``, the one used last.
+    """
+    if not given:
+        return list(manifest.judge_chain)
+    known = [j.judge_id for j in manifest.judges]
+    out: list[str] = []
+    for g in given:
+        if g in known:
+            out.append(g)
+            continue
+        prefixed = [k for k in known if k.startswith(g + "[") or k.startswith(g + "@")]
+        out.append(prefixed[-1] if prefixed else g)
+    return out
+
+
+def platform_note() -> str:
+    """Whether this machine's paper-compatible numbers are the authors' own (from the cached check)."""
+    from gapeval.scoring.reference_platform import cached_check, describe
+
+    return describe(cached_check(data_home() / "platform-check.json"))
+
+
+def has_torch() -> bool:
+    """Whether the paper-compatible Gap can be computed here (it needs torch)."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def read_runs(runs: Sequence[str | Path | RunRecords]) -> list[RunRecords]:
+    """Read runs' records (the I/O edge of scoring)."""
+    out: list[RunRecords] = []
+    for r in runs:
+        if isinstance(r, RunRecords):
+            out.append(r)
+            continue
+        with RunStore.open(r) as store:
+            out.append(store.records())
+    return out
+
+
+def score(
+    runs: Sequence[str | Path | RunRecords] = (),
+    *,
+    judges: Sequence[str] | None = None,
+    method: Literal["mirt", "reference", "both"] = "mirt",
+    coupling: Coupling = "categories",
+    fragility_n: int = 6,
+    n_boot: int = 200,
+    responses: str | Path | Responses | None = None,
+    unsupported_as_wrong: bool = False,
+    workers: int = 2,
+) -> ScoreResult:
+    """Score runs from their stored verdicts: accuracies, joint tables, and the gap.
+
+    Args:
+        runs: Run directories (one model each) or their records.
+        judges: Judge ids by precedence (default: each run's last judging chain).
+        method: ``mirt`` (the identified gap, with intervals), ``reference`` (the paper's Gap Score in
+            the leaderboard), or ``both``.
+        coupling: For the reference method: ``categories`` (released scorer) or ``models`` (appendix).
+        fragility_n: Perturbed refits for the reference Gap's fragility (0: off).
+        n_boot: Bootstrap resamples for the MIRT intervals (0: off).
+        responses: Score a tidy response CSV (or tensor) instead of runs, for the MIRT gap.
+        unsupported_as_wrong: Count outputs a model lacks the capability for as wrong (default: missing).
+        workers: Processes for the fits.
+
+    """
+    if method not in ("mirt", "reference", "both"):
+        raise GapevalError(f"unknown method {method!r}; available: mirt, reference, both", field="--method")
+    if coupling not in ("categories", "models"):
+        raise GapevalError(f"unknown coupling {coupling!r}", field="--coupling")
+    if not runs and responses is None:
+        raise GapevalError("give run directories or --responses CSV", field="RUNS")
+    records = read_runs(runs)
+    names = unique_names(records)
+    scored = []
+    notes: list[str] = []
+    for rec, name in zip(records, names, strict=True):
+        order = resolve_judges(rec.manifest, judges)
+        s = score_run(rec, order, unsupported_as_wrong=unsupported_as_wrong)
+        scored.append(s.model_copy(update={"model": name}))
+        if not order:
+            notes.append(f"{name}: the run has not been judged yet (gapeval judge RUN -j JUDGE)")
+        elif s.overall.und_n + s.overall.gen_n == 0:
+            notes.append(f"{name}: nothing is judged by {', '.join(order)}: no score")
+    notes += _coverage_notes(records, names, scored, unsupported_as_wrong)
+    want_reference = method in ("reference", "both")
+    gap = want_reference and has_torch()
+    if want_reference and not gap:
+        notes.append("the Gap column needs torch (pip install 'gapeval[torch]')")
+    rows = (
+        leaderboard(scored, gap=gap, coupling=coupling, fragility_n=fragility_n, workers=workers)
+        if scored
+        else []
+    )
+    analysis = None
+    data: Responses | None = None
+    if method in ("mirt", "both"):
+        if isinstance(responses, Responses):
+            data = responses
+        elif responses is not None:
+            data = read_csv(responses)
+        else:
+            data = _per_run_responses(records, judges, names, unsupported_as_wrong)
+        data, dropped = _fittable(data)
+        notes += dropped
+        if data is not None:
+            with warnings.catch_warnings():  # degenerate cells are handled; numpy's noise is not news
+                warnings.simplefilter("ignore", RuntimeWarning)
+                analysis = analyse(data, n_boot=n_boot, workers=workers)
+    platform = platform_note() if any(r.gap is not None for r in rows) else None
+    return ScoreResult(scored, rows, analysis, notes, platform, data)
+
+
+def _per_run_responses(
+    records: Sequence[RunRecords],
+    judges: Sequence[str] | None,
+    names: Sequence[str],
+    unsupported_as_wrong: bool,
+) -> Responses:
+    # Given judge ids may resolve differently per run (openai:MODEL -> its protocol's id there).
+    tables = [
+        from_records(
+            [r], resolve_judges(r.manifest, judges), names=[n], unsupported_as_wrong=unsupported_as_wrong
+        )
+        for r, n in zip(records, names, strict=True)
+    ]
+    items = sorted({i for t in tables for i in t.items})
+    cats = {i: c for t in tables for i, c in zip(t.items, t.categories, strict=True)}
+    y = np.full((len(tables), len(items), 2), np.nan)
+    index = {i: k for k, i in enumerate(items)}
+    for m, t in enumerate(tables):
+        for j, item in enumerate(t.items):
+            y[m, index[item]] = t.y[0, j]
+    return Responses(list(names), items, y, [cats[i] for i in items])
+
+
+def _fittable(data: Responses) -> tuple[Responses | None, list[str]]:
+    """Drop models with no decided response in a direction: there is no gap to identify for them."""
+    notes: list[str] = []
+    keep = []
+    for m, name in enumerate(data.models):
+        empty = [
+            d for k, d in enumerate(("understanding", "generation")) if np.all(np.isnan(data.y[m, :, k]))
+        ]
+        if empty:
+            notes.append(f"no identified gap for {name}: it has no decided {' or '.join(empty)} verdicts")
+        else:
+            keep.append(m)
+    if not keep:
+        return None, notes
+    if len(keep) == len(data.models):
+        return data, notes
+    return Responses([data.models[m] for m in keep], data.items, data.y[keep], data.categories), notes
+
+
+def _coverage_notes(
+    records: Sequence[RunRecords],
+    names: Sequence[str],
+    scored: Sequence[RunScores],
+    unsupported_as_wrong: bool,
+) -> list[str]:
+    """A note when models were scored on different items (e.g. one cannot edit)."""
+    if len(records) < 2:
+        out = []
+        for s in scored:
+            unsupported = s.overall.und_unsupported + s.overall.gen_unsupported
+            if unsupported and not unsupported_as_wrong:
+                out.append(
+                    f"{s.model}: {unsupported} outputs are unsupported by the model (e.g. edits) and left "
+                    "out of its scores; --unsupported-as-wrong counts them as wrong"
+                )
+        return out
+    covered = []
+    for rec, s in zip(records, scored, strict=True):
+        covered.append(frozenset(item_scores(rec, s.judges, unsupported_as_wrong=unsupported_as_wrong)))
+    if len(set(covered)) == 1:
+        return []
+    sizes = ", ".join(
+        f"{n}: {sum(1 for _, d in c if d == 'und')} und / {sum(1 for _, d in c if d == 'gen')} gen"
+        for n, c in zip(names, covered, strict=True)
+    )
+    hint = "" if unsupported_as_wrong else "; --unsupported-as-wrong counts unsupported outputs as wrong"
+    return [f"models were scored on different items ({sizes}){hint}"]
+
+
+def report(
+    run_dir: str | Path,
+    *,
+    kinds: Sequence[str] = ("markdown",),
+    result: ScoreResult | None = None,
+    fragility_n: int = 6,
+    n_boot: int = 200,
+) -> list[Path]:
+    """Write the run's reports (default: ``report.md`` and ``report.json``); returns their paths."""
+    writers = [REPORTS.load(k) for k in kinds]
+    with RunStore.open(run_dir) as store:
+        manifest = store.manifest()
+    result = result or score([run_dir], method="both", fragility_n=fragility_n, n_boot=n_boot)
+    return [w.write(Path(run_dir), manifest, result) for w in writers]
+
+
+@dataclass
+class DemoResult:
+    """What :func:`demo` did: the run, its scores and its report."""
+
+    run: RunResult
+    score: ScoreResult
+    report: Path
+
+
+def demo(
+    suite: str = "shapes-v1",
+    model: str = "toy",
+    *,
+    out: str | Path | None = None,
+    fragility_n: int = 6,
+    n_boot: int = 200,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> DemoResult:
+    """The main job, offline on a CPU: the built-in model on the built-in world, judged exactly."""
+    res = run(suite, model, out=out, progress=progress, on_total=on_total)
+    scored = score([res.path], method="both", fragility_n=fragility_n, n_boot=n_boot)
+    paths = report(res.path, result=scored)
+    return DemoResult(run=res, score=scored, report=paths[0])

@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from gapeval.errors import GapevalError
 
@@ -34,7 +35,7 @@ def _guard(fn: Callable[[], T]) -> T:
     try:
         return fn()
     except GapevalError as exc:
-        err.print(f"[red]error:[/red] {exc.line()}", highlight=False, soft_wrap=True)
+        err.print("error: " + exc.line(), style="red", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 
@@ -50,12 +51,12 @@ def _progress() -> Progress:
     )
 
 
-def _options(pairs: list[str] | None) -> dict[str, str]:
+def _options(pairs: list[str] | None, flag: str = "--model-opt") -> dict[str, str]:
     opts = {}
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
-        if not sep:
-            raise GapevalError(f"model option {pair!r} is not KEY=VALUE", field="--model-opt")
+        if not sep or not key:
+            raise GapevalError(f"option {pair!r} is not KEY=VALUE", field=flag)
         opts[key] = value
     return opts
 
@@ -64,13 +65,18 @@ def _fmt(x: float | None, nd: int = 1) -> str:
     return "–" if x is None else f"{x:.{nd}f}"
 
 
-def print_leaderboard(rows: list[Any], title: str = "GapEval leaderboard (x100)") -> None:
-    """Rich table of leaderboard rows."""
+def print_leaderboard(
+    rows: list[Any], title: str = "GapEval leaderboard (x100)", platform: str | None = None
+) -> None:
+    """Rich table of leaderboard rows (data is printed as text, never as markup)."""
     table = Table(title=title, title_justify="left")
     for col, just in [
         ("model", "left"),
         ("category", "left"),
         ("N", "right"),
+        ("N und/gen", "right"),
+        ("unsup", "right"),
+        ("fail", "right"),
         ("Succ", "right"),
         ("Und", "right"),
         ("Gen", "right"),
@@ -85,9 +91,12 @@ def print_leaderboard(rows: list[Any], title: str = "GapEval leaderboard (x100)"
             table.add_section()
         last = r.model
         table.add_row(
-            r.model,
-            r.category,
+            Text(r.model),
+            Text(r.category),
             str(r.n_paired),
+            f"{r.und_n}/{r.gen_n}",
+            str(r.unsupported),
+            str(r.failed),
             _fmt(r.succ),
             _fmt(r.und),
             _fmt(r.gen),
@@ -97,12 +106,22 @@ def print_leaderboard(rows: list[Any], title: str = "GapEval leaderboard (x100)"
         )
     out.print(table)
     out.print(
-        "Succ: both directions right · Und/Gen: accuracy per direction · Gap: paper-compatible Gap "
-        "Score · ±frag: its largest change under 1e-6 input noise · Cons: directions agree",
+        "N: items decided both ways (per direction: N und/gen) · unsup/fail: outputs the model cannot "
+        "produce / failed to · Succ: both directions right · Und/Gen: accuracy per direction · Gap: "
+        "paper-compatible Gap Score · ±frag: its largest change under 1e-6 input noise · "
+        "Cons: directions agree",
         style="dim",
     )
-    if any(r.gap is not None for r in rows):
-        out.print(_platform_note(), style="dim")
+    for judges in dict.fromkeys(f"{r.model}: judged by {r.judges}" for r in rows if r.category == "Overall"):
+        out.print(judges, style="dim", markup=False)
+    if platform:
+        out.print(platform, style="dim", markup=False)
+
+
+def print_notes(notes: list[str]) -> None:
+    """Notes a reader must see (different items, empty directions), on stderr."""
+    for n in notes:
+        err.print("note: " + n, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("run")
@@ -112,22 +131,29 @@ def run_cmd(
     out_dir: Annotated[
         Path | None, typer.Option("--out", "-o", help="Run directory (same spec resumes).")
     ] = None,
-    judge: Annotated[list[str] | None, typer.Option("--judge", "-j", help="Judge chain, in order.")] = None,
+    judge: Annotated[
+        list[str] | None, typer.Option("--judge", "-j", help="Judge chain, in order (default: the suite's).")
+    ] = None,
     seed: int = 0,
     samples_und: Annotated[int | None, typer.Option(help="Answers per item (default: the suite's).")] = None,
     samples_gen: Annotated[int | None, typer.Option(help="Images per item (default: the suite's).")] = None,
-    batch_size: int = 8,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Requests per model call (default: the adapter's).")
+    ] = None,
     model_opt: Annotated[
         list[str] | None, typer.Option("--model-opt", help="Adapter option KEY=VALUE.")
     ] = None,
+    judge_opt: Annotated[
+        list[str] | None, typer.Option("--judge-opt", help="Judge option KEY=VALUE (e.g. protocol=paper).")
+    ] = None,
+    executor: Annotated[str, typer.Option(help="Executor (registry name).")] = "local",
+    label: Annotated[str | None, typer.Option(help="Display name of this run in tables.")] = None,
     skip_invalid: Annotated[bool, typer.Option(help="Load the good items, list the bad ones.")] = False,
     fragility_n: Annotated[int, typer.Option("--fragility", help="Perturbed refits for ±frag (0: off).")] = 6,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a model on a suite, judge it, and print the leaderboard row."""
     from gapeval import api
-    from gapeval.scoring import leaderboard, score_run
-    from gapeval.store import RunStore
 
     def go() -> None:
         with _progress() as bar:
@@ -139,25 +165,28 @@ def run_cmd(
                 seed=seed,
                 samples_und=samples_und,
                 samples_gen=samples_gen,
-                judges=judge or ["rules"],
+                judges=judge or None,
+                judge_options=_options(judge_opt, "--judge-opt"),
                 model_options=_options(model_opt),
                 batch_size=batch_size,
+                executor=executor,
+                label=label,
                 skip_invalid=skip_invalid,
                 progress=lambda n: bar.advance(task, n),
                 on_total=lambda n: bar.update(task, total=n),
             )
         for s in res.suite.skipped:
-            err.print(f"skipped: {s.line()}", highlight=False, soft_wrap=True)
-        with RunStore.open(res.path) as store:
-            scores = score_run(store)
-        rows = leaderboard([scores], gap=_has_torch(), fragility_n=fragility_n)
+            err.print(f"skipped: {s.line()}", markup=False, highlight=False, soft_wrap=True)
+        scored = api.score([res.path], method="reference", fragility_n=fragility_n)
         summary = {
             "run": str(res.path),
             "resumed": res.resumed,
+            "model_loaded": res.model_loaded,
             "outputs": vars(res.stats),
             "judges": {k: vars(v) for k, v in res.judge_stats.items()},
+            "judges_from": res.judges_from,
             "skipped": [s.line() for s in res.suite.skipped],
-            "leaderboard": [r.model_dump() for r in rows],
+            **scored.to_json(),
         }
         if as_json:
             out.print_json(data=summary)
@@ -165,39 +194,43 @@ def run_cmd(
         st = res.stats
         out.print(
             f"{'resumed' if res.resumed else 'new'} run: {st.done} outputs done, {st.failed} failed, "
-            f"{st.unsupported} unsupported, {st.skipped_done} already done"
+            f"{st.unsupported} unsupported, {st.skipped_done} already done",
+            markup=False,
         )
-        for jid, js in res.judge_stats.items():
-            out.print(
-                f"judge {jid}: {js.judged} decided, {js.cached} cached, {js.abstained} abstained, "
-                f"{js.failed} failed"
-            )
-        print_leaderboard(rows)
-        out.print(f"run directory: {res.path}")
+        if res.judges_from == "suite":
+            out.print(f"judges: {', '.join(res.judges)} (the suite's own; -j to choose)", markup=False)
+        _print_judge_stats(res.judge_stats)
+        print_leaderboard(scored.leaderboard, platform=scored.platform)
+        print_notes(scored.notes)
+        out.print(f"run directory: {res.path}", markup=False)
 
     _guard(go)
+
+
+def _print_judge_stats(stats: dict[str, Any]) -> None:
+    for jid, js in stats.items():
+        line = (
+            f"judge {jid}: {js.judged} decided, {js.cached} cached, {js.abstained} abstained, "
+            f"{js.failed} failed"
+        )
+        if js.deduplicated:
+            line += f", {js.deduplicated} identical outputs judged once"
+        if js.fallbacks:
+            line += (
+                f"; {js.fallbacks} judged with a declared fallback rubric (no rubric names their subcategory)"
+            )
+        if js.requests:
+            line += (
+                f"; {js.requests} requests, {js.retries} retries, {js.tokens_in} tokens in, "
+                f"{js.tokens_out} out"
+            )
+        out.print(line, markup=False)
 
 
 def _platform_cache() -> Path:
     from gapeval.suites import data_home
 
     return data_home() / "platform-check.json"
-
-
-def _platform_note() -> str:
-    """Whether this machine's paper-compatible numbers are the authors' own (from the cached check)."""
-    from gapeval.scoring.reference_platform import cached_check, describe
-
-    return describe(cached_check(_platform_cache()))
-
-
-def _has_torch() -> bool:
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        err.print("note: the Gap column needs torch (pip install 'gapeval[torch]')")
-        return False
-    return True
 
 
 @app.command("judge")
@@ -218,6 +251,12 @@ def judge_cmd(
     two_turn: Annotated[
         bool, typer.Option(help="Ask again ('Are you sure?') and keep the second verdict.")
     ] = False,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            help="Judging protocol: default (1 call) or paper (two turns for text, 10 calls averaged)."
+        ),
+    ] = None,
     judge_opt: Annotated[
         list[str] | None, typer.Option("--judge-opt", help="Judge option KEY=VALUE.")
     ] = None,
@@ -237,23 +276,15 @@ def judge_cmd(
             if value is not None:
                 opts[key] = str(value)
         if two_turn:
-            opts["two_turn"] = "true"
+            opts["two_turn"] = "all"
+        if protocol is not None:
+            opts["protocol"] = protocol
         stats = api.judge(run_dir, judge, suite_source=suite, options=opts)
         data = {k: vars(v) for k, v in stats.items()}
         if as_json:
             out.print_json(data=data)
             return
-        for jid, js in stats.items():
-            line = (
-                f"judge {jid}: {js.judged} decided, {js.cached} cached, {js.abstained} abstained, "
-                f"{js.failed} failed"
-            )
-            if js.requests:
-                line += (
-                    f"; {js.requests} requests, {js.retries} retries, {js.tokens_in} tokens in, "
-                    f"{js.tokens_out} out"
-                )
-            out.print(line)
+        _print_judge_stats(stats)
 
     _guard(go)
 
@@ -373,7 +404,7 @@ def score_cmd(
     ] = None,
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")] = "table",
     method: Annotated[
-        str, typer.Option(help="mirt (identified, with CIs) or reference (the paper's scorer).")
+        str, typer.Option(help="mirt (identified, with CIs), reference (the paper's scorer) or both.")
     ] = "mirt",
     coupling: Annotated[
         str, typer.Option(help="reference method: categories (released) or models (appendix).")
@@ -384,53 +415,44 @@ def score_cmd(
     ] = 200,
     responses: Annotated[Path | None, typer.Option(help="Score a tidy response CSV instead of runs.")] = None,
     export: Annotated[Path | None, typer.Option(help="Also write the response tensor as tidy CSV.")] = None,
+    unsupported_as_wrong: Annotated[
+        bool,
+        typer.Option(help="Count outputs a model cannot produce (e.g. edits) as wrong, not missing."),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Score runs from their stored verdicts: accuracies, joint tables, and the gap."""
-    from gapeval.scoring import leaderboard, score_run
+    from gapeval import api
     from gapeval.scoring import responses as resp
-    from gapeval.scoring.gap_analysis import analyse
-    from gapeval.store import RunStore
 
     def go() -> None:
-        if method not in ("mirt", "reference"):
-            raise GapevalError(f"unknown method {method!r}; available: mirt, reference", field="--method")
-        if coupling not in ("categories", "models"):
-            raise GapevalError(f"unknown coupling {coupling!r}", field="--coupling")
         if fmt not in ("table", "json", "csv"):
             raise GapevalError(f"unknown format {fmt!r}", field="--format")
-        if not runs and responses is None:
-            raise GapevalError("give run directories or --responses CSV", field="RUNS")
-        scored = []
         for run_dir in runs or []:
-            with RunStore.open(run_dir) as store:
-                scored.append(score_run(store, judge))
-        rows = (
-            leaderboard(
-                scored,
-                gap=method == "reference" and _has_torch(),
-                coupling=coupling,  # type: ignore[arg-type]
-                fragility_n=fragility_n,
-            )
-            if scored
-            else []
+            if export is not None and export.resolve().is_relative_to(run_dir.resolve()):
+                raise GapevalError(
+                    "--export must not write inside a run directory", file=export, field="--export"
+                )
+        result = api.score(
+            runs or [],
+            judges=judge,
+            method=method,  # type: ignore[arg-type]
+            coupling=coupling,  # type: ignore[arg-type]
+            fragility_n=fragility_n,
+            n_boot=n_boot,
+            responses=responses,
+            unsupported_as_wrong=unsupported_as_wrong,
         )
-        analysis = None
-        if method == "mirt":
-            data = resp.read_csv(responses) if responses is not None else resp.from_runs(runs or [], judge)
-            if export is not None:
-                resp.write_csv(data, export)
-            analysis = analyse(data, n_boot=n_boot, workers=2)
-        elif export is not None:
-            resp.write_csv(resp.from_runs(runs or [], judge), export)
+        if export is not None:
+            data = result.responses
+            if data is None:
+                data = api.score(runs or [], judges=judge, method="mirt", n_boot=0).responses
+            if data is None:
+                raise GapevalError("nothing to export: no decided responses", field="--export")
+            resp.write_csv(data, export)
+        rows, analysis = result.leaderboard, result.mirt
         if as_json or fmt == "json":
-            out.print_json(
-                data={
-                    "runs": [s.model_dump() for s in scored],
-                    "leaderboard": [r.model_dump() for r in rows],
-                    "mirt": analysis.model_dump() if analysis else None,
-                }
-            )
+            out.print_json(data=result.to_json())
         elif fmt == "csv":
             buf = io.StringIO()
             if analysis is not None:
@@ -439,7 +461,7 @@ def score_cmd(
                 writer.writeheader()
                 for e in analysis.estimates:
                     writer.writerow(e.model_dump())
-            else:
+            elif rows:
                 fields = [f for f in rows[0].model_dump() if f != "joint"] + ["p11", "p10", "p01", "p00"]
                 writer = csv.DictWriter(buf, fieldnames=fields)
                 writer.writeheader()
@@ -453,9 +475,10 @@ def score_cmd(
                 title = "GapEval leaderboard (x100)" + (
                     " — models-coupled Gap (appendix reading)" if coupling == "models" else ""
                 )
-                print_leaderboard(rows, title)
+                print_leaderboard(rows, title, platform=result.platform)
             if analysis is not None:
                 print_mirt(analysis)
+        print_notes(result.notes)
 
     _guard(go)
 
@@ -471,6 +494,7 @@ def correlate_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Relate gaps to external benchmark scores (Spearman, Kendall, bootstrap CIs)."""
+    from gapeval import api
     from gapeval.scoring import responses as resp
     from gapeval.scoring.correlate import correlate, read_scores
     from gapeval.scoring.mirt import fit
@@ -478,7 +502,11 @@ def correlate_cmd(
     def go() -> None:
         columns, table = read_scores(scores)
         if runs or responses is not None:
-            data = resp.read_csv(responses) if responses is not None else resp.from_runs(runs or [])
+            data = (
+                resp.read_csv(responses)
+                if responses is not None
+                else resp.from_records(api.read_runs(runs or []))
+            )
             res = fit(data, with_se=False)
             gaps = {m: float(g) for m, g in zip(data.models, res.gap, strict=True)}
         elif "gap" in columns:
@@ -519,6 +547,7 @@ def gap_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Paper-compatible Gap Scores from joint tables; writes <stem>_gapres.json like the authors' scorer."""
+    from gapeval import api
     from gapeval.scoring.reference_gap import (
         fit_many,
         fragility,
@@ -570,8 +599,8 @@ def gap_cmd(
                 f"±: largest change over {fragility_n} refits with N(0, 1e-6) noise on the inputs",
                 style="dim",
             )
-        out.print(_platform_note(), style="dim")
-        out.print(f"wrote {path}")
+        out.print(api.platform_note(), style="dim", markup=False)
+        out.print(f"wrote {path}", markup=False)
 
     _guard(go)
 
@@ -604,31 +633,45 @@ def platform_check_cmd(
 
 @app.command("suites")
 def suites_cmd(as_json: JsonOpt = False) -> None:
-    """List the suites gapeval knows by name."""
-    from gapeval.suites import SUITES
+    """List the suites gapeval knows by name (built in and plugins)."""
+    from gapeval.suites import available_suites
 
+    found = available_suites()
     if as_json:
-        out.print_json(data=SUITES)
+        out.print_json(data=found)
         return
-    for name, desc in SUITES.items():
-        out.print(f"[bold]{name}[/bold]  {desc}")
+    for name, desc in found.items():
+        out.print(Text.assemble((name, "bold"), "  ", desc))
     out.print("Any folder in the authors' layout, or a .jsonl suite file, works as a suite too.", style="dim")
 
 
 @app.command("models")
 def models_cmd(as_json: JsonOpt = False) -> None:
-    """List the model families (adapters load lazily; optional dependencies stay optional)."""
-    from gapeval.judges.base import JUDGE_DESCRIPTIONS
+    """List the model families, judges and executors (each loads lazily; extras stay optional)."""
     from gapeval.models.base import available_models
+    from gapeval.registry import EXECUTORS, JUDGES, MODELS
 
+    def listing(reg: Any) -> dict[str, dict[str, str | None]]:
+        return {
+            n: {"description": e.description, "extra": e.extra, "example": e.example}
+            for n, e in reg.entries().items()
+        }
+
+    models = listing(MODELS)
+    models["py"] = {
+        "description": available_models()["py"],
+        "extra": None,
+        "example": "py:my_adapter.py:MyModel",
+    }
+    data = {"models": models, "judges": listing(JUDGES), "executors": listing(EXECUTORS)}
     if as_json:
-        out.print_json(data={"models": available_models(), "judges": JUDGE_DESCRIPTIONS})
+        out.print_json(data=data)
         return
-    for name, desc in available_models().items():
-        out.print(f"[bold]{name}[/bold]  {desc}")
-    out.print("judges:", style="dim")
-    for name, desc in JUDGE_DESCRIPTIONS.items():
-        out.print(f"[bold]{name}[/bold]  {desc}")
+    for kind, entries in data.items():
+        out.print(f"{kind}:", style="dim")
+        for name, e in entries.items():
+            extra = f"  [needs pip install 'gapeval[{e['extra']}]']" if e["extra"] else ""
+            out.print(Text.assemble((name, "bold"), "  ", str(e["description"]), (extra, "dim")))
 
 
 @app.command("validate")
@@ -658,7 +701,7 @@ def validate_cmd(
         for c, n in counts.items():
             out.print(f"  {c}: {n}")
         for k in s.skipped:
-            err.print(f"skipped: {k.line()}", highlight=False, soft_wrap=True)
+            err.print(f"skipped: {k.line()}", markup=False, highlight=False, soft_wrap=True)
 
     _guard(go)
 
@@ -690,45 +733,27 @@ def demo_cmd(
 ) -> None:
     """The main job, offline on a CPU: the built-in model on the built-in world, judged exactly."""
     from gapeval import api
-    from gapeval.report.markdown import write_report
-    from gapeval.scoring import leaderboard, score_run
-    from gapeval.scoring.gap_analysis import analyse
-    from gapeval.scoring.responses import from_runs
-    from gapeval.store import RunStore
 
     def go() -> None:
         with _progress() as bar:
             task = bar.add_task(f"{model} on {suite}", total=None)
-            res = api.run(
+            res = api.demo(
                 suite,
                 model,
                 out=out_dir,
-                judges=["scene"],
-                batch_size=256,
+                fragility_n=fragility_n,
                 progress=lambda n: bar.advance(task, n),
                 on_total=lambda n: bar.update(task, total=n),
             )
-        with RunStore.open(res.path) as store:
-            scores = score_run(store)
-            manifest = store.manifest()
-        rows = leaderboard([scores], gap=_has_torch(), fragility_n=fragility_n)
-        analysis = analyse(from_runs([res.path]), n_boot=200)
-        note = _platform_note() if rows[0].gap is not None else None
-        report = write_report(res.path, manifest, scores, rows, analysis, platform_note=note)
         if as_json:
-            out.print_json(
-                data={
-                    "run": str(res.path),
-                    "report": str(report),
-                    "leaderboard": [r.model_dump() for r in rows],
-                    "mirt": analysis.model_dump(),
-                }
-            )
+            out.print_json(data={"run": str(res.run.path), "report": str(res.report), **res.score.to_json()})
             return
-        print_leaderboard(rows, f"{model} on {suite} (x100)")
-        print_mirt(analysis)
-        out.print(f"run directory: {res.path}")
-        out.print(f"report: {report}")
+        print_leaderboard(res.score.leaderboard, f"{model} on {suite} (x100)", platform=res.score.platform)
+        if res.score.mirt is not None:
+            print_mirt(res.score.mirt)
+        print_notes(res.score.notes)
+        out.print(f"run directory: {res.run.path}", markup=False)
+        out.print(f"report: {res.report}", markup=False)
 
     _guard(go)
 

@@ -14,7 +14,8 @@ next run of the same spec skips what is done and redoes nothing else.
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import fcntl  # POSIX: the manifest's read-modify-write is serialised between processes
 import json
 import os
 import platform
@@ -22,139 +23,28 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
-from enum import StrEnum
+from collections.abc import Iterable, Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from gapeval.errors import GapevalError
 from gapeval.images import sha256_bytes
 from gapeval.items import Category, Direction, Item
+from gapeval.records import (
+    SCHEMA_VERSION,
+    JudgeSpec,
+    OutputRecord,
+    OutputStatus,
+    RunManifest,
+    RunRecords,
+    RunSpec,
+    VerdictRecord,
+    VerdictStatus,
+    now,
+)
 
-SCHEMA_VERSION = 1
-_SECRET_WORDS = ("key", "token", "secret", "password", "auth")
-
-
-def now() -> str:
-    """UTC timestamp, ISO 8601."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def redact(options: dict[str, str]) -> dict[str, str]:
-    """Options safe to write down: values of secret-looking keys are replaced."""
-    return {
-        k: ("<redacted>" if any(w in k.lower() for w in _SECRET_WORDS) else v) for k, v in options.items()
-    }
-
-
-class OutputStatus(StrEnum):
-    """Where one (item, direction, sample) stands."""
-
-    PENDING = "pending"
-    DONE = "done"
-    FAILED = "failed"
-    UNSUPPORTED = "unsupported"
-
-
-class VerdictStatus(StrEnum):
-    """A judge's answer: a decision, a failure to decide (retryable), or an abstention (not its case)."""
-
-    OK = "ok"
-    FAILED = "failed"
-    ABSTAIN = "abstain"
-
-
-class RunSpec(BaseModel):
-    """What defines a run; a resume must match it exactly."""
-
-    model_config = ConfigDict(frozen=True)
-
-    suite_name: str
-    suite_version: str
-    suite_hash: str
-    n_items: int
-    model: str
-    model_options: dict[str, str] = Field(default_factory=dict)
-    seed: int = 0
-    samples_und: int = 1
-    samples_gen: int = 1
-
-    def spec_hash(self) -> str:
-        """Hash of the spec."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
-
-
-class JudgeSpec(BaseModel):
-    """A judge used on this run."""
-
-    judge_id: str
-    rubric_hash: str
-    spec: str
-
-
-class RunManifest(BaseModel):
-    """``manifest.json``."""
-
-    schema_version: int = SCHEMA_VERSION
-    run_id: str
-    spec: RunSpec
-    model_description: dict[str, Any] = Field(default_factory=dict)
-    judges: list[JudgeSpec] = Field(default_factory=list)
-    suite_source: str = ""
-    created_at: str
-    started_at: str | None = None
-    finished_at: str | None = None
-    versions: dict[str, str] = Field(default_factory=dict)
-    git_revision: str | None = None
-    platform: str = ""
-
-
-class OutputRecord(BaseModel):
-    """One model output (or the reason there is none)."""
-
-    item_id: str
-    direction: Direction
-    sample: int
-    status: OutputStatus
-    seed: int
-    text: str | None = None
-    image_sha: str | None = None
-    error: str | None = None
-    meta: dict[str, Any] = Field(default_factory=dict)
-    attempts: int = 0
-
-    @property
-    def output_key(self) -> str | None:
-        """Content identity of the output for verdict caching; None when there is no output.
-
-        The item is part of it: the same text answering another question gets another verdict.
-        """
-        if self.status is not OutputStatus.DONE:
-            return None
-        content = self.text if self.direction is Direction.UND else self.image_sha
-        return hashlib.sha256(f"{self.item_id}\0{self.direction}\0{content}".encode()).hexdigest()
-
-
-class VerdictRecord(BaseModel):
-    """One judge's verdict on one output."""
-
-    output_key: str
-    judge_id: str
-    rubric_hash: str
-    item_id: str
-    direction: Direction
-    sample: int
-    status: VerdictStatus
-    passed: bool | None = None
-    score: float | None = None
-    reason: str = ""
-    raw: str = ""
-    meta: dict[str, Any] = Field(default_factory=dict)
-
+__all__ = ["RunStore", "git_revision", "package_versions"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outputs (
@@ -171,7 +61,13 @@ CREATE TABLE IF NOT EXISTS verdicts (
 CREATE TABLE IF NOT EXISTS items (
   item_id TEXT PRIMARY KEY, category TEXT NOT NULL, subcategory TEXT NOT NULL, content_hash TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (at TEXT NOT NULL, kind TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS in_force (
+  judge_id TEXT NOT NULL, item_id TEXT NOT NULL, direction TEXT NOT NULL, rubric_hash TEXT NOT NULL,
+  PRIMARY KEY (judge_id, item_id, direction));
+CREATE TABLE IF NOT EXISTS run_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+#: Columns added after version 1, with their definitions (added in place when an old run is opened).
+_ADDED_COLUMNS = {"outputs": {"wall_s": "REAL"}}
 
 
 def package_versions() -> dict[str, str]:
@@ -233,11 +129,22 @@ class RunStore:
         # the last commits.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        for table, columns in _ADDED_COLUMNS.items():
+            have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+            for name, decl in columns.items():
+                if name not in have:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
 
     # -- lifecycle ---------------------------------------------------------------------------------
     @classmethod
     def create(
-        cls, path: str | Path, spec: RunSpec, model_description: dict[str, Any] | None = None
+        cls,
+        path: str | Path,
+        spec: RunSpec,
+        model_description: dict[str, Any] | None = None,
+        *,
+        label: str = "",
+        executor: str = "local",
     ) -> RunStore:
         """Make a new run directory (it must not hold a run already)."""
         root = Path(path)
@@ -248,6 +155,8 @@ class RunStore:
         manifest = RunManifest(
             run_id=uuid.uuid4().hex,
             spec=spec,
+            label=label,
+            executor=executor,
             model_description=model_description or {},
             created_at=now(),
             versions=package_versions(),
@@ -255,6 +164,7 @@ class RunStore:
             platform=platform.platform(),
         )
         store = cls(root)
+        store._db.execute("INSERT OR REPLACE INTO run_meta VALUES ('run_id', ?)", (manifest.run_id,))
         store.write_manifest(manifest)
         return store
 
@@ -286,8 +196,18 @@ class RunStore:
             return cls.create(root, spec, model_description), False
         store = cls.open(root)
         old = store.manifest().spec
-        if old != spec:
-            diff = next(k for k in RunSpec.model_fields if getattr(old, k) != getattr(spec, k))
+        if (
+            not old.model_identity
+            and spec.model_identity
+            and old.model_copy(update={"model_identity": spec.model_identity}) == spec
+        ):
+            # A version-1 run recorded no identity: adopt the current one, and say so in the history.
+            store.update_manifest(spec=spec)
+            store.log("identity_adopted", {"model_identity": spec.model_identity})
+            return store, True
+        diff = old.first_difference(spec)
+        if diff is not None:
+            store.close()
             raise GapevalError(
                 f"holds a run of a different spec ({diff}: {getattr(old, diff)!r} != "
                 f"{getattr(spec, diff)!r}); pick another --out",
@@ -308,29 +228,76 @@ class RunStore:
 
     # -- manifest ----------------------------------------------------------------------------------
     def manifest(self) -> RunManifest:
-        """Read ``manifest.json``."""
+        """Read ``manifest.json`` (a version-1 manifest is migrated in memory).
+
+        Raises:
+            GapevalError: The manifest is unreadable, or written by a newer gapeval.
+
+        """
         try:
-            return RunManifest.model_validate_json(self.manifest_path.read_text(encoding="utf-8"))
+            data = json.loads(self.manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise GapevalError(
                 f"unreadable manifest ({exc.__class__.__name__})", file=self.manifest_path
             ) from exc
+        if not isinstance(data, dict):
+            raise GapevalError("manifest is not a JSON object", file=self.manifest_path)
+        version_ = data.get("schema_version", 1)
+        if not isinstance(version_, int) or version_ > SCHEMA_VERSION:
+            raise GapevalError(
+                f"schema version {version_!r} is newer than this gapeval reads ({SCHEMA_VERSION}); "
+                "upgrade gapeval",
+                file=self.manifest_path,
+                field="schema_version",
+            )
+        if version_ == 1:
+            # Version 1 had no judge chain and no model identity: the chain was the judges in use order.
+            data["judge_chain"] = [j.get("judge_id") for j in data.get("judges", []) if isinstance(j, dict)]
+            data["schema_version"] = SCHEMA_VERSION
+        try:
+            return RunManifest.model_validate(data)
+        except ValueError as exc:
+            raise GapevalError(
+                f"invalid manifest ({exc.__class__.__name__})", file=self.manifest_path
+            ) from exc
+
+    @contextlib.contextmanager
+    def _manifest_lock(self) -> Iterator[None]:
+        # Two processes updating the manifest at once would each write back a stale copy.
+        with (self.path / ".manifest.lock").open("a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
 
     def write_manifest(self, manifest: RunManifest) -> None:
         """Replace ``manifest.json`` atomically."""
         _write_atomic(self.manifest_path, manifest.model_dump_json(indent=2).encode())
 
     def update_manifest(self, **changes: Any) -> RunManifest:
-        """Set top-level manifest fields."""
-        manifest = self.manifest().model_copy(update=changes)
-        self.write_manifest(manifest)
+        """Set top-level manifest fields (read, change and write under an exclusive lock)."""
+        with self._manifest_lock():
+            manifest = self.manifest().model_copy(update=changes)
+            self.write_manifest(manifest)
         return manifest
 
-    def add_judge(self, judge: JudgeSpec) -> None:
-        """Record a judge in the manifest (once)."""
-        manifest = self.manifest()
-        if all((j.judge_id, j.rubric_hash) != (judge.judge_id, judge.rubric_hash) for j in manifest.judges):
-            self.update_manifest(judges=[*manifest.judges, judge])
+    def record_judging(self, chain: Sequence[JudgeSpec]) -> RunManifest:
+        """Record a judging's chain: each judge (replacing its earlier entry) and the chain's order."""
+        with self._manifest_lock():
+            manifest = self.manifest()
+            judges = list(manifest.judges)
+            for spec in chain:
+                at = next((k for k, j in enumerate(judges) if j.judge_id == spec.judge_id), None)
+                if at is None:
+                    judges.append(spec)
+                else:
+                    judges[at] = spec
+            manifest = manifest.model_copy(
+                update={"judges": judges, "judge_chain": [j.judge_id for j in chain]}
+            )
+            self.write_manifest(manifest)
+        return manifest
 
     def log(self, kind: str, detail: dict[str, Any]) -> None:
         """Append an event (start, resume, finish...) to the run's history."""
@@ -377,11 +344,11 @@ class RunStore:
         with self._tx():
             self._db.execute(
                 "INSERT INTO outputs (item_id, direction, sample, status, seed, text, image_sha, error, "
-                "meta, attempts, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+                "meta, attempts, updated_at, wall_s) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
                 "ON CONFLICT (item_id, direction, sample) "
                 "DO UPDATE SET status=excluded.status, seed=excluded.seed, text=excluded.text, "
                 "image_sha=excluded.image_sha, error=excluded.error, meta=excluded.meta, "
-                "attempts=outputs.attempts + 1, updated_at=excluded.updated_at",
+                "attempts=outputs.attempts + 1, updated_at=excluded.updated_at, wall_s=excluded.wall_s",
                 (
                     record.item_id,
                     str(record.direction),
@@ -394,6 +361,7 @@ class RunStore:
                     json.dumps(record.meta),
                     1,
                     now(),
+                    record.wall_s,
                 ),
             )
         return record
@@ -401,8 +369,8 @@ class RunStore:
     def outputs(self, status: OutputStatus | None = None) -> list[OutputRecord]:
         """Output records, ordered by item, direction, sample."""
         query = (
-            "SELECT item_id, direction, sample, status, seed, text, image_sha, error, meta, attempts "
-            "FROM outputs"
+            "SELECT item_id, direction, sample, status, seed, text, image_sha, error, meta, attempts, "
+            "wall_s FROM outputs"
         )
         args: tuple[Any, ...] = ()
         if status is not None:
@@ -421,6 +389,7 @@ class RunStore:
                 error=r[7],
                 meta=json.loads(r[8]),
                 attempts=r[9],
+                wall_s=r[10],
             )
             for r in rows
         ]
@@ -452,13 +421,12 @@ class RunStore:
                 ),
             )
 
-    def verdict_statuses(self, judge_id: str, rubric_hash: str) -> dict[str, VerdictStatus]:
-        """Output key -> status of this judge's (and rubric's) cached verdicts, in one query."""
+    def verdict_statuses(self, judge_id: str) -> dict[tuple[str, str], VerdictStatus]:
+        """(output key, rubric hash) -> status of this judge's cached verdicts, in one query."""
         rows = self._db.execute(
-            "SELECT output_key, status FROM verdicts WHERE judge_id=? AND rubric_hash=?",
-            (judge_id, rubric_hash),
+            "SELECT output_key, rubric_hash, status FROM verdicts WHERE judge_id=?", (judge_id,)
         )
-        return {key: VerdictStatus(status) for key, status in rows}
+        return {(key, rubric_hash): VerdictStatus(status) for key, rubric_hash, status in rows}
 
     def verdicts(self, judge_id: str | None = None) -> list[VerdictRecord]:
         """All verdicts (of one judge id, when given)."""
@@ -486,6 +454,34 @@ class RunStore:
                 raw=r[10],
                 meta=json.loads(r[11]),
             )
+
+    def set_in_force(self, judge_id: str, hashes: dict[tuple[str, Direction], str]) -> None:
+        """Record, per (item, direction), the rubric hash this judge's latest judging used."""
+        with self._tx():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO in_force VALUES (?,?,?,?)",
+                [(judge_id, i, str(d), h) for (i, d), h in hashes.items()],
+            )
+
+    def in_force(self) -> dict[str, dict[str, str]]:
+        """Judge id -> {item and direction joined by a NUL: rubric hash}; see :class:`RunRecords`."""
+        out: dict[str, dict[str, str]] = {}
+        for judge_id, item_id, direction, rubric_hash in self._db.execute(
+            "SELECT judge_id, item_id, direction, rubric_hash FROM in_force"
+        ):
+            out.setdefault(judge_id, {})[f"{item_id}\0{direction}"] = rubric_hash
+        return out
+
+    def records(self) -> RunRecords:
+        """Everything scoring needs, in one read (scoring itself never touches the store)."""
+        return RunRecords(
+            path=str(self.path),
+            manifest=self.manifest(),
+            items=self.items(),
+            outputs=self.outputs(),
+            verdicts=self.verdicts(),
+            in_force=self.in_force(),
+        )
 
     # -- internals ---------------------------------------------------------------------------------
     def _tx(self) -> _Transaction:

@@ -15,7 +15,8 @@ from pydantic import BaseModel
 
 from gapeval.errors import GapevalError
 from gapeval.items import Direction
-from gapeval.store import RunStore, VerdictStatus
+from gapeval.records import VerdictStatus
+from gapeval.store import RunStore
 
 Key = tuple[str, str]
 _TRUE = {"1", "pass", "true", "yes", "correct"}

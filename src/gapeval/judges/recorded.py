@@ -14,9 +14,7 @@ from typing import Any
 
 from gapeval.errors import GapevalError
 from gapeval.items import Direction
-from gapeval.judges.base import Decision, JudgeTask, text_hash
-from gapeval.store import RunStore
-from gapeval.suites.base import Suite
+from gapeval.judges.base import Decision, ExactJudge, JudgeContext, JudgeTask, text_hash
 
 
 def is_positive(score: Any) -> bool | None:
@@ -42,9 +40,11 @@ def _score(entry: Any) -> Any:
     return None
 
 
-class RecordedJudge:
+class RecordedJudge(ExactJudge):
     """Verdicts already on disk in the authors' layout."""
 
+    protocol = "recorded"
+    rubric_id = "recorded-new_res-v1"
     rubric_hash = text_hash("recorded-new_res-v1")
 
     def __init__(self, root: Path, model_dir_name: str) -> None:
@@ -54,9 +54,9 @@ class RecordedJudge:
         self.spec = f"recorded:{model_dir_name}"
 
     @classmethod
-    def from_spec(cls, arg: str, *, suite: Suite, store: RunStore, **_options: Any) -> RecordedJudge:
+    def from_spec(cls, arg: str, context: JudgeContext) -> RecordedJudge:
         """``recorded`` reads the replayed model's folder; ``recorded:NAME`` another model folder."""
-        manifest = store.manifest()
+        manifest, suite = context.manifest, context.suite
         name = arg
         if not name:
             family, _, name = manifest.spec.model.partition(":")

@@ -12,27 +12,78 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from jinja2 import Environment, StrictUndefined
+from jinja2 import Environment, StrictUndefined, TemplateSyntaxError, meta
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gapeval.errors import GapevalError
 from gapeval.items import Category, Direction, Item
 from gapeval.judges.base import text_hash
 
-#: GapEval category -> the source category string whose rubrics serve items that carry no source string.
-_FALLBACK_SOURCE = {
-    Category.NUMERICAL_PERCEPTION: "counting",
-    Category.INSTRUCTION_FOLLOWING: "rule_based",
-    Category.WORLD_KNOWLEDGE: "multi hop",
-    Category.REASONING: "physics",
-}
+#: The variables a rubric template may use (anything else is an error when the rubric is loaded).
+TEMPLATE_VARIABLES = frozenset(
+    {
+        "prompt",
+        "und_prompt",
+        "gen_prompt",
+        "reference",
+        "choice",
+        "counts",
+        "output_text",
+        "model_text",
+        "has_reference_image",
+    }
+)
+
+
+class _Closed(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AppliesTo(_Closed):
+    """Which items a rubric governs.
+
+    Attributes:
+        categories: Source category strings (``counting``, ``multi hop``...; case-insensitive).
+        subcategories: Subcategories it is specific to (empty: any subcategory of its categories).
+        direction: ``und``, ``gen``, or ``balance`` (the cross-modal consistency check).
+
+    """
+
+    categories: list[str] = Field(min_length=1)
+    subcategories: list[str] = Field(default_factory=list)
+    direction: Literal["und", "gen", "balance"]
+
+
+class RubricFile(_Closed):
+    """The closed schema of a rubric YAML file: an unknown key or a missing field is an error.
+
+    Attributes:
+        id: Unique rubric id (recorded with every verdict).
+        version: The rubric's version number.
+        applies_to: See :class:`AppliesTo`.
+        fallback_for: GapEval categories whose items no other rubric names (our own suites, an unseen
+            subcategory) fall back to this one; such verdicts are marked ``rubric_fallback``.
+        images: Images to attach, in order: ``question``, ``reference``, ``output``.
+        system: The system prompt.
+        template: Jinja template of the user message (variables: :data:`TEMPLATE_VARIABLES`).
+
+    """
+
+    id: str = Field(min_length=1)
+    version: int
+    applies_to: AppliesTo
+    fallback_for: list[Category] = Field(default_factory=list)
+    images: list[Literal["question", "reference", "output"]] = Field(default_factory=list)
+    system: str
+    template: str
 
 
 @dataclass(frozen=True)
 class Rubric:
-    """One rubric file."""
+    """One rubric file, validated."""
 
     id: str
     direction: str
@@ -42,6 +93,7 @@ class Rubric:
     system: str
     template: str
     text: str
+    fallback_for: tuple[Category, ...] = ()
 
     @property
     def hash(self) -> str:
@@ -53,65 +105,109 @@ class Rubric:
         return str(_compiled(self.template).render(**variables))
 
 
+_ENV = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+
+
 @lru_cache(maxsize=64)
 def _compiled(template: str) -> Any:
     # Compiling a template costs about a millisecond: once per rubric, not once per request.
-    env = Environment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-    return env.from_string(template)
+    return _ENV.from_string(template)
 
 
-def _load(name: str, text: str) -> Rubric:
+def load_rubric(name: str, text: str) -> Rubric:
+    """Validate one rubric file's text against :class:`RubricFile`.
+
+    Raises:
+        GapevalError: Naming the file and the field at fault.
+
+    """
     try:
         data = yaml.safe_load(text)
-        applies = data["applies_to"]
-        return Rubric(
-            id=str(data["id"]),
-            direction=str(applies["direction"]),
-            categories=tuple(str(c).lower() for c in applies["categories"]),
-            subcategories=tuple(str(s).lower() for s in applies.get("subcategories") or ()),
-            images=tuple(data.get("images") or ()),
-            system=str(data["system"]),
-            template=str(data["template"]),
-            text=text,
+    except yaml.YAMLError as exc:
+        raise GapevalError(f"not valid YAML ({exc.__class__.__name__})", file=name) from exc
+    if not isinstance(data, dict):
+        raise GapevalError("a rubric is a YAML mapping", file=name)
+    try:
+        spec = RubricFile.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise GapevalError(str(first["msg"]).lower(), file=name, field=where) from exc
+    try:
+        unknown = meta.find_undeclared_variables(_ENV.parse(spec.template)) - TEMPLATE_VARIABLES
+    except TemplateSyntaxError as exc:
+        raise GapevalError(f"template syntax error: {exc.message}", file=name, field="template") from exc
+    if unknown:
+        raise GapevalError(
+            f"unknown template variable(s) {', '.join(sorted(unknown))}; known: "
+            f"{', '.join(sorted(TEMPLATE_VARIABLES))}",
+            file=name,
+            field="template",
         )
-    except (KeyError, TypeError, yaml.YAMLError) as exc:
-        raise GapevalError(f"invalid rubric ({exc})", file=name) from exc
+    return Rubric(
+        id=spec.id,
+        direction=spec.applies_to.direction,
+        categories=tuple(c.lower() for c in spec.applies_to.categories),
+        subcategories=tuple(x.lower() for x in spec.applies_to.subcategories),
+        images=tuple(spec.images),
+        system=spec.system,
+        template=spec.template,
+        text=text,
+        fallback_for=tuple(spec.fallback_for),
+    )
 
 
 @lru_cache(maxsize=1)
 def all_rubrics() -> tuple[Rubric, ...]:
-    """Every rubric shipped in ``gapeval/judges/rubrics``."""
+    """Every rubric shipped in ``gapeval/judges/rubrics`` (ids unique)."""
     folder = resources.files("gapeval.judges") / "rubrics"
-    return tuple(
-        _load(f.name, f.read_text(encoding="utf-8"))
+    found = tuple(
+        load_rubric(f"rubrics/{f.name}", f.read_text(encoding="utf-8"))
         for f in sorted(folder.iterdir(), key=lambda p: p.name)
         if f.name.endswith(".yaml")
     )
+    ids = [r.id for r in found]
+    dup = next((i for i in ids if ids.count(i) > 1), None)
+    if dup is not None:
+        raise GapevalError(f"two rubrics share the id {dup!r}", file="rubrics", field="id")
+    return found
 
 
-def rubric_for(item: Item, direction: Direction | str) -> Rubric:
-    """The rubric for this item and direction (most specific subcategory match first).
+def match_rubric(item: Item, direction: Direction | str) -> tuple[Rubric, bool]:
+    """The rubric for this item and direction, and whether it is a declared fallback.
+
+    The item's source category string is matched first (its subcategory's rubric, else the category's
+    general one); failing that, the rubric that declares ``fallback_for`` the item's GapEval category.
 
     Raises:
-        GapevalError: No rubric covers the item's category.
+        GapevalError: No rubric covers the item (never a silent guess).
 
     """
     d = str(direction)
     sub = item.subcategory.lower()
     if item.refs.choice and item.category is Category.REASONING and sub not in ("mmlu/mmmu", "puzzle"):
         sub = "mmlu/mmmu"  # our own multiple-choice items use the multiple-choice rubrics
-    # The source string first (the authors' data), then the GapEval category's stand-in (our own suites).
-    for source in ((item.source_category or "").lower(), _FALLBACK_SOURCE[item.category]):
-        candidates = [r for r in all_rubrics() if r.direction == d and source in r.categories]
-        for r in candidates:
-            if sub and sub in r.subcategories:
-                return r
-        for r in candidates:
-            if not r.subcategories:
-                return r
+    source = (item.source_category or "").lower()
+    candidates = [r for r in all_rubrics() if r.direction == d and source in r.categories]
+    for r in candidates:
+        if sub and sub in r.subcategories:
+            return r, False
+    for r in candidates:
+        if not r.subcategories:
+            return r, False
+    for r in all_rubrics():
+        if r.direction == d and item.category in r.fallback_for:
+            return r, True
     raise GapevalError(
-        f"no {d} rubric for category {item.source_category!r} / {item.subcategory!r}", field="category"
+        f"no {d} rubric for category {item.source_category!r} / {item.subcategory!r}, and none declares "
+        f"fallback_for {item.category.value!r}",
+        field="category",
     )
+
+
+def rubric_for(item: Item, direction: Direction | str) -> Rubric:
+    """The rubric for this item and direction (see :func:`match_rubric`)."""
+    return match_rubric(item, direction)[0]
 
 
 def balance_rubric() -> Rubric:

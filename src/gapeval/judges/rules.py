@@ -14,13 +14,12 @@ from __future__ import annotations
 import re
 import string
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from PIL import Image
 
 from gapeval.items import Direction, Item
-from gapeval.judges.base import Decision, JudgeTask, text_hash
+from gapeval.judges.base import Decision, ExactJudge, JudgeContext, JudgeTask, no_argument, text_hash
 
 RULES_VERSION = "rules-v1"
 #: Number words the rules read as numbers (answers may spell counts out).
@@ -173,16 +172,18 @@ def judge_image(item: Item, image_path: str) -> Decision:
     return Decision.abstain("no exact rule for this image")
 
 
-class RulesJudge:
+class RulesJudge(ExactJudge):
     """Rule-based judge (deterministic, free, exact where it decides)."""
 
     judge_id = "rules"
+    rubric_id = RULES_VERSION
     rubric_hash = text_hash(RULES_VERSION)
     spec = "rules"
 
     @classmethod
-    def from_spec(cls, arg: str, **_: Any) -> RulesJudge:
+    def from_spec(cls, arg: str, context: JudgeContext) -> RulesJudge:
         """``rules`` takes no argument."""
+        no_argument("rules", arg)
         return cls()
 
     def judge_batch(self, tasks: Sequence[JudgeTask]) -> list[Decision]:

@@ -19,24 +19,38 @@ import base64
 import email.utils
 import io
 import os
+import queue
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from PIL import Image
 
 from gapeval.errors import GapevalError
 from gapeval.items import Direction, Item
-from gapeval.judges.base import Decision, JudgeTask, text_hash
-from gapeval.judges.rubric import Rubric, balance_rubric, parse_verdict, rubric_for
-from gapeval.store import VerdictStatus
+from gapeval.judges.base import Decision, JudgeContext, JudgeTask, JudgeUsage, RubricRef, text_hash
+from gapeval.judges.rubric import Rubric, balance_rubric, match_rubric, parse_verdict
+from gapeval.records import VerdictStatus
 
 DEFAULT_MODEL = "gpt-5-mini"
 FOLLOW_UP = "Are you sure? Think carefully."
+
+
+#: Named judging protocols: the settings that change verdicts. ``paper`` is the authors' released
+#: judge as the paper reports it: two turns ("Are you sure?") for text answers only, and 10 judge calls
+#: averaged per output.
+PROTOCOLS: dict[str, dict[str, Any]] = {
+    "default": {"samples": 1, "aggregation": "mean", "two_turn": "off", "image_max_side": 1024},
+    "paper": {"samples": 10, "aggregation": "mean", "two_turn": "text", "image_max_side": 1024},
+}
+_TWO_TURN = {"off": "off", "false": "off", "0": "off", "no": "off", "text": "text", "und": "text",
+             "all": "all", "true": "all", "1": "all", "yes": "all"}  # fmt: skip
 
 
 @dataclass
@@ -51,30 +65,33 @@ class VLMSettings:
     timeout_s: float = 120.0
     backoff_s: float = 1.0
     max_backoff_s: float = 60.0
+    protocol: str = "default"
     samples: int = 1
     aggregation: str = "mean"
-    two_turn: bool = False
+    two_turn: str = "off"
     image_max_side: int = 1024
     max_tokens: int | None = None
 
-    def protocol(self) -> str:
-        """The settings that change verdicts (hashed with the rubric)."""
-        return (
-            f"samples={self.samples};aggregation={self.aggregation};two_turn={self.two_turn};"
-            f"image_max_side={self.image_max_side}"
-        )
+    def protocol_name(self) -> str:
+        """The protocol's name, or its settings when they match no named protocol."""
+        current = {k: getattr(self, k) for k in PROTOCOLS["default"]}
+        for name, preset in PROTOCOLS.items():
+            if current == preset:
+                return name
+        return ",".join(f"{k}={v}" for k, v in current.items() if PROTOCOLS["default"][k] != v)
 
+    def judge_id(self) -> str:
+        """Model, protocol, token budget and endpoint: everything that changes verdicts."""
+        ident = f"openai:{self.model}[{self.protocol_name()}"
+        ident += f",max_tokens={self.max_tokens}]" if self.max_tokens else "]"
+        if self.base_url:
+            parts = urlsplit(self.base_url)
+            ident += f"@{parts.netloc}{parts.path.rstrip('/')}" if parts.netloc else f"@{self.base_url}"
+        return ident
 
-@dataclass
-class Usage:
-    """Request and token accounting for one judging pass."""
-
-    requests: int = 0
-    retries: int = 0
-    failures: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    wall_s: float = 0.0
+    def two_turn_for(self, direction: Direction) -> bool:
+        """Whether answers in ``direction`` get the second turn."""
+        return self.two_turn == "all" or (self.two_turn == "text" and direction is Direction.UND)
 
 
 class _Retryable(Exception):
@@ -126,43 +143,85 @@ class _ImageCache:
 class VLMJudge:
     """An OpenAI-compatible vision-language model as judge (spec ``openai:MODEL``)."""
 
-    batch_size = 1_000_000  # the judge streams its decisions; the pipeline need not chunk
-
     def __init__(self, settings: VLMSettings) -> None:
         self.settings = settings
-        self.judge_id = f"openai:{settings.model}"
+        self.protocol = settings.protocol_name()
+        self.judge_id = settings.judge_id()
         self.spec = f"openai:{settings.model}" + (
             f" base_url={settings.base_url}" if settings.base_url else ""
         )
-        self.rubric_hash = text_hash(settings.protocol(), *(r.text for r in _rubric_set()))
-        self.usage = Usage()
+        self._usage = JudgeUsage()
         self._images = _ImageCache(settings.image_max_side)
         self._prep_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gapeval-judge-prep")
 
     @classmethod
-    def from_spec(cls, arg: str, *, options: dict[str, str] | None = None, **_: Any) -> VLMJudge:
+    def from_spec(cls, arg: str, context: JudgeContext) -> VLMJudge:
         """``openai:MODEL`` (default gpt-5-mini).
 
-        Options: base_url, api_key_env, concurrency, samples, aggregation, two_turn, max_attempts,
-        timeout_s, backoff_s, image_max_side, max_tokens.
+        Options: protocol (default or paper, applied first), base_url, api_key_env, concurrency, samples,
+        aggregation, two_turn (off, text or all), max_attempts, timeout_s, backoff_s, image_max_side,
+        max_tokens.
         """
-        opts = dict(options or {})
+        opts = dict(context.options)
         s = VLMSettings(model=arg or DEFAULT_MODEL)
+        preset = opts.pop("protocol", "default")
+        if preset not in PROTOCOLS:
+            raise GapevalError(
+                f"unknown protocol {preset!r}; known: {', '.join(PROTOCOLS)}", field="protocol"
+            )
+        for key, value in PROTOCOLS[preset].items():
+            setattr(s, key, value)
         for key, value in opts.items():
-            if not hasattr(s, key):
+            if not hasattr(s, key) or key in ("model", "protocol"):
                 raise GapevalError(f"unknown judge option {key!r}", field="--judge-opt")
             current = getattr(s, key)
-            if isinstance(current, bool):
-                setattr(s, key, value.lower() in {"1", "true", "yes"})
-            elif isinstance(current, int):
-                setattr(s, key, int(value))
-            elif isinstance(current, float):
-                setattr(s, key, float(value))
-            else:
-                setattr(s, key, value)
+            try:
+                if key == "two_turn":
+                    if value.lower() not in _TWO_TURN:
+                        raise ValueError(value)
+                    s.two_turn = _TWO_TURN[value.lower()]
+                elif key == "max_tokens":
+                    s.max_tokens = int(value) or None
+                elif isinstance(current, int):
+                    setattr(s, key, int(value))
+                elif isinstance(current, float):
+                    setattr(s, key, float(value))
+                else:
+                    setattr(s, key, value)
+            except ValueError as exc:
+                raise GapevalError(f"invalid value {value!r}", field=key) from exc
         if s.aggregation not in ("mean", "majority"):
             raise GapevalError("aggregation must be mean or majority", field="aggregation")
-        return cls(s)
+        if s.samples < 1 or s.concurrency < 1 or s.max_attempts < 1:
+            raise GapevalError(
+                "samples, concurrency and max_attempts must be at least 1", field="--judge-opt"
+            )
+        judge = cls(s)
+        judge._client_class()  # a missing extra or key is one line now, before any model runs
+        if not os.environ.get(s.api_key_env):
+            raise GapevalError(
+                f"set the API key in the environment variable {s.api_key_env} (or judge with -j rules)",
+                field="api_key_env",
+            )
+        return judge
+
+    @staticmethod
+    def _client_class() -> Any:
+        try:
+            from openai import AsyncOpenAI
+        except ImportError as exc:
+            raise GapevalError("the VLM judge needs: pip install 'gapeval[judge]'") from exc
+        return AsyncOpenAI
+
+    def usage(self) -> JudgeUsage:
+        """Requests, retries and tokens so far."""
+        return self._usage
+
+    def rubric(self, task: JudgeTask) -> RubricRef:
+        """The one rubric governing this output (the consistency check's text joins choice-gen's)."""
+        rubric, fallback = match_rubric(task.item, task.direction)
+        parts = [rubric.text] + ([balance_rubric().text] if rubric.id == "choice-gen" else [])
+        return RubricRef(rubric.id, text_hash(*parts), fallback)
 
     # -- messages ------------------------------------------------------------------------------------
     def messages(
@@ -202,17 +261,14 @@ class VLMJudge:
 
     # -- calls ---------------------------------------------------------------------------------------
     def _client(self) -> Any:
-        try:
-            from openai import AsyncOpenAI
-        except ImportError as exc:
-            raise GapevalError("the VLM judge needs: pip install 'gapeval[judge]'") from exc
+        client_class = self._client_class()
         key = os.environ.get(self.settings.api_key_env)
         if not key:
             raise GapevalError(
                 f"set the API key in the environment variable {self.settings.api_key_env}",
                 field="api_key_env",
             )
-        return AsyncOpenAI(
+        return client_class(
             api_key=key, base_url=self.settings.base_url, max_retries=0, timeout=self.settings.timeout_s
         )
 
@@ -225,7 +281,7 @@ class VLMJudge:
         for attempt in range(s.max_attempts):
             wait: float | None = None
             try:
-                self.usage.requests += 1
+                self._usage.requests += 1
                 kwargs: dict[str, Any] = {"model": s.model, "messages": messages}
                 if s.max_tokens:
                     kwargs["max_completion_tokens"] = s.max_tokens
@@ -235,8 +291,8 @@ class VLMJudge:
                 # behind each other and kept 32 concurrent requests from keeping up with a 300 ms endpoint).
                 resp = await client.post("/chat/completions", body=kwargs, cast_to=dict)
                 usage = resp.get("usage") or {}
-                self.usage.tokens_in += int(usage.get("prompt_tokens") or 0)
-                self.usage.tokens_out += int(usage.get("completion_tokens") or 0)
+                self._usage.tokens_in += int(usage.get("prompt_tokens") or 0)
+                self._usage.tokens_out += int(usage.get("completion_tokens") or 0)
                 choices = resp.get("choices") or []
                 content = (choices[0].get("message") or {}).get("content") if choices else None
                 if content is None:
@@ -254,19 +310,21 @@ class VLMJudge:
             except _Retryable as exc:
                 last = str(exc)
             if attempt + 1 < s.max_attempts:
-                self.usage.retries += 1
+                self._usage.retries += 1
                 if wait is None:
                     wait = min(s.max_backoff_s, s.backoff_s * 2**attempt) * (0.5 + random.random())
                 await asyncio.sleep(wait)
         raise _Retryable(f"gave up after {s.max_attempts} attempts ({last})")
 
-    async def _verdict(self, client: Any, messages: list[Any]) -> tuple[bool, str, list[str], str | None]:
+    async def _verdict(
+        self, client: Any, messages: list[Any], two_turn: bool = False
+    ) -> tuple[bool, str, list[str], str | None]:
         """Ask (and, two-turn, ask again) until a parseable verdict; returns the kept verdict and raws."""
         for _ in range(self.settings.max_attempts):
             first = await self._complete(client, messages)
             raws = [first]
             reply = first
-            if self.settings.two_turn:
+            if two_turn:
                 follow = [
                     *messages,
                     {"role": "assistant", "content": first},
@@ -277,16 +335,15 @@ class VLMJudge:
             passed, reason, label = parse_verdict(reply)
             if passed is not None:
                 return passed, reason, raws, label
-            self.usage.retries += 1
+            self._usage.retries += 1
         raise _Retryable("no parseable verdict in the replies")
 
     def _prepare(self, task: JudgeTask) -> tuple[Rubric, list[Any]]:
-        rubric = rubric_for(task.item, task.direction)
+        rubric = match_rubric(task.item, task.direction)[0]
         return rubric, self.messages(rubric, task.item, task)
 
-    async def _one(
-        self, client: Any, sem: asyncio.Semaphore, task: JudgeTask, model_text: str | None
-    ) -> Decision:
+    async def _one(self, client: Any, sem: asyncio.Semaphore, task: JudgeTask) -> Decision:
+        model_text = task.companion
         try:
             # Messages are built in a worker thread before the request takes a concurrency slot: the
             # event loop's one thread then only sends and receives, and finished requests are not queued
@@ -298,7 +355,8 @@ class VLMJudge:
             return Decision.abstain(exc.message)
         async with sem:
             try:
-                samples = [await self._verdict(client, msgs) for _ in range(self.settings.samples)]
+                two = self.settings.two_turn_for(task.direction)
+                samples = [await self._verdict(client, msgs, two) for _ in range(self.settings.samples)]
                 meta: dict[str, Any] = {
                     "rubric": rubric.id,
                     "samples": [int(p) for p, *_ in samples],
@@ -313,36 +371,55 @@ class VLMJudge:
                     if extract_option(model_text) != task.item.refs.choice.upper():
                         # The text was wrong: does the image at least mark what the text chose?
                         bal = await self._verdict(
-                            client, self.messages(balance_rubric(), task.item, task, model_text)
+                            client, self.messages(balance_rubric(), task.item, task, model_text), two
                         )
                         meta["consistent_with_text"] = bal[0]
                 score = share if self.settings.aggregation == "mean" else float(majority)
                 raw = "\n---\n".join(r for _, _, raws, _ in samples for r in raws)
                 return Decision(VerdictStatus.OK, majority, samples[-1][1], raw, score, meta)
             except _Retryable as exc:
-                self.usage.failures += 1
+                self._usage.failures += 1
                 return Decision.fail(str(exc))
             except GapevalError as exc:
                 return Decision.abstain(exc.message)
 
-    def judge_stream(
-        self,
-        tasks: Sequence[JudgeTask],
-        emit: Callable[[int, Decision], None],
-        companions: dict[str, str] | None = None,
-    ) -> None:
-        """Judge concurrently, handing each decision to ``emit(index, decision)`` as it arrives."""
-        asyncio.run(self._stream(tasks, emit, companions or {}))
+    def judge(self, tasks: Sequence[JudgeTask], emit: Callable[[int, Decision], None]) -> None:
+        """Judge concurrently, handing each decision to ``emit(index, decision)`` as it arrives.
 
-    async def _stream(
-        self, tasks: Sequence[JudgeTask], emit: Callable[[int, Decision], None], companions: dict[str, str]
-    ) -> None:
+        ``emit`` is always called on the calling thread. Inside a running event loop (a notebook), the
+        requests run on a loop of their own in a worker thread.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(self._stream(tasks, emit))
+            return
+        done: queue.Queue[tuple[int, Decision] | BaseException | None] = queue.Queue()
+
+        def put(i: int, dec: Decision) -> None:
+            done.put((i, dec))
+
+        def work() -> None:
+            try:
+                asyncio.run(self._stream(tasks, put))
+            except BaseException as exc:  # handed to the calling thread, raised there
+                done.put(exc)
+            else:
+                done.put(None)
+
+        threading.Thread(target=work, name="gapeval-judge-loop", daemon=True).start()
+        while (got := done.get()) is not None:
+            if isinstance(got, BaseException):
+                raise got
+            emit(*got)
+
+    async def _stream(self, tasks: Sequence[JudgeTask], emit: Callable[[int, Decision], None]) -> None:
         client = self._client()
         sem = asyncio.Semaphore(self.settings.concurrency)
         start = time.perf_counter()
 
         async def run(i: int, t: JudgeTask) -> tuple[int, Decision]:
-            return i, await self._one(client, sem, t, companions.get(t.item.id))
+            return i, await self._one(client, sem, t)
 
         try:
             for fut in asyncio.as_completed([run(i, t) for i, t in enumerate(tasks)]):
@@ -350,20 +427,4 @@ class VLMJudge:
                 emit(i, dec)
         finally:
             await client.close()
-            self.usage.wall_s += time.perf_counter() - start
-
-    def judge_batch(self, tasks: Sequence[JudgeTask]) -> list[Decision]:
-        """Judge a batch and return the decisions in order."""
-        out: list[Decision | None] = [None] * len(tasks)
-
-        def keep(i: int, d: Decision) -> None:
-            out[i] = d
-
-        self.judge_stream(tasks, keep)
-        return [d if d is not None else Decision.fail("not judged") for d in out]
-
-
-def _rubric_set() -> tuple[Rubric, ...]:
-    from gapeval.judges.rubric import all_rubrics
-
-    return all_rubrics()
+            self._usage.wall_s += time.perf_counter() - start

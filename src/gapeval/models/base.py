@@ -1,23 +1,20 @@
-"""The unified-model protocol every adapter implements, and the lazy registry that finds adapters.
+"""The unified-model protocol every adapter implements, and how a model spec becomes a model.
 
-An adapter is one module exposing a class with a ``from_spec`` classmethod; the registry maps a family
-name to ``"module:Class"`` and imports it only when asked, so optional heavy dependencies stay optional.
-Third-party packages can add families through the ``gapeval.models`` entry-point group.
+An adapter is one module exposing a class (the contract is :class:`UnifiedModel`); one line in
+:data:`gapeval.registry.MODELS`, or an entry point in the ``gapeval.models`` group, gives it a family name.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
+import hashlib
 from collections.abc import Mapping, Sequence
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
-from gapeval.errors import GapevalError
+from gapeval.registry import MODELS, load_py
 from gapeval.suites.base import Suite
 
 
@@ -73,17 +70,59 @@ class ImageOutput(BaseModel):
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
+class ModelContext(BaseModel):
+    """What an adapter may know about the suite it runs on (it travels with the model spec).
+
+    Attributes:
+        suite_name: The suite's name.
+        suite_root: The folder the suite was loaded from (empty for generated suites).
+        sources: Item id -> its source folder relative to ``suite_root`` (e.g. ``data_12``).
+
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    suite_name: str = ""
+    suite_root: str = ""
+    sources: dict[str, str] = Field(default_factory=dict)
+
+    @classmethod
+    def of(cls, suite: Suite) -> ModelContext:
+        """The context of a loaded suite."""
+        return cls(
+            suite_name=suite.name, suite_root=suite.root, sources={i.id: i.source for i in suite.items}
+        )
+
+
 @runtime_checkable
 class UnifiedModel(Protocol):
-    """A model that understands and generates images.
+    """A model that understands and generates images: the contract every adapter keeps.
 
-    Implementations decide their own batching: the runner hands over lists and expects one output per
-    request, in order. Seeds are per request (derived from the run seed, the item, the direction and the
-    sample index), so results do not depend on how requests are batched.
+    An adapter is one class (see ``docs/adapters.md`` and ``examples/my_adapter.py``):
+
+    - ``from_spec(arg, options, context)`` (classmethod) builds it. ``arg`` is what follows the family
+      name in the spec (``toy:ckpt.pt`` -> ``"ckpt.pt"``; empty for ``py:`` adapters), ``options`` are the
+      ``--model-opt KEY=VALUE`` pairs as strings (unknown keys should be an error), and ``context`` is
+      the :class:`ModelContext`. It is called where the model runs, only when there is work to do.
+    - ``identify(arg, options, context)`` (classmethod, optional) says cheaply, *without loading
+      weights*, what identifies the model (a checkpoint's hash, a hub revision); a resume must match it.
+      Without it the identity is the adapter's class.
+    - ``name``: a short display name; ``capabilities``: what it can do (requests it cannot serve are
+      recorded as unsupported, not wrong); ``batch_size``: requests per call it prefers (default 8).
+    - ``understand`` / ``generate`` take a list and return one output per request, in order. Images
+      in requests are absolute local paths; returned images are RGB PIL images. An exception, or a
+      list of the wrong length, fails those requests (recorded with the message), never the run.
+    - Seeds are per request: a request's output depends on its seed, never on its batch.
+    - ``describe()``: a JSON-able description recorded in the manifest (family, parameters, decoding).
     """
 
     name: str
     capabilities: Capabilities
+
+    @classmethod
+    def from_spec(cls, arg: str, options: dict[str, str], context: ModelContext) -> UnifiedModel:
+        """Build the model (loading its weights)."""
+        ...
 
     def understand(self, requests: Sequence[UnderstandRequest]) -> list[TextOutput]:
         """Answer each request with text."""
@@ -98,79 +137,56 @@ class UnifiedModel(Protocol):
         ...
 
 
-#: family -> "module:Class". Adapters are imported lazily.
-MODEL_FAMILIES: dict[str, str] = {
-    "replay": "gapeval.models.replay:ReplayModel",
-    "toy": "gapeval.models.toy:ToyModel",
-}
-_DESCRIPTIONS: dict[str, str] = {
-    "replay": "outputs already on disk in the authors' layout: replay:MODEL_DIR_NAME",
-    "toy": "the built-in unified model trained on the shapes world (shipped weights, or toy:CHECKPOINT.pt)",
-    "py": "any adapter class, unregistered: py:path/to/adapter.py:Class or py:pkg.mod:Class",
-}
+DEFAULT_BATCH_SIZE = 8
 
 
 def available_models() -> dict[str, str]:
     """Known model families and a one-line description of each."""
-    found = dict(_DESCRIPTIONS)
-    for ep in entry_points(group="gapeval.models"):
-        found.setdefault(ep.name, f"plugin ({ep.value})")
-    return found
+    return {
+        **MODELS.describe(),
+        "py": "any adapter class, unregistered: py:path/to/adapter.py:Class or py:pkg.mod:Class",
+    }
 
 
-def _load_py(target: str) -> Any:
-    """``path/to/file.py:Class`` or ``package.module:Class``."""
-    where, _, attr = target.rpartition(":")
-    if not where or not attr:
-        raise GapevalError(f"py model {target!r} is not FILE.py:Class or module:Class", field="model")
-    if where.endswith(".py"):
-        path = Path(where)
-        if not path.is_file():
-            raise GapevalError("model file does not exist", file=path, field="model")
-        mod_spec = importlib.util.spec_from_file_location(f"gapeval_user_model_{path.stem}", path)
-        assert mod_spec is not None and mod_spec.loader is not None
-        module = importlib.util.module_from_spec(mod_spec)
-        mod_spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(where)
-    if not hasattr(module, attr):
-        raise GapevalError(f"{where} has no class {attr!r}", field="model")
-    return getattr(module, attr)
+def model_class(spec: str) -> tuple[Any, str]:
+    """The adapter class a model spec names, and the argument to pass it (imports lazily)."""
+    family, _, arg = spec.partition(":")
+    if family == "py":
+        return load_py(arg), ""
+    return MODELS.load(family), arg
 
 
-def _resolve(family: str) -> Any:
-    target = MODEL_FAMILIES.get(family)
-    if target is None:
-        for ep in entry_points(group="gapeval.models"):
-            if ep.name == family:
-                return ep.load()
-        raise GapevalError(
-            f"unknown model family {family!r}; known: {', '.join(available_models())}", field="model"
-        )
-    module_name, _, attr = target.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise GapevalError(
-            f"model family {family!r} needs an optional dependency: {exc}", field="model"
-        ) from exc
-    return getattr(module, attr)
+def model_identity(spec: str, options: Mapping[str, str], context: ModelContext) -> dict[str, JsonValue]:
+    """What identifies the model, without loading it (see :meth:`UnifiedModel` ``identify``)."""
+    cls, arg = model_class(spec)
+    identify = getattr(cls, "identify", None)
+    found: dict[str, JsonValue] = dict(identify(arg, dict(options), context)) if identify else {}
+    module = str(cls.__module__)
+    if module.startswith("gapeval_user_"):  # a py:FILE.py adapter: name the file, not its path hash
+        module = "py:" + module.removeprefix("gapeval_user_").rsplit("_", 1)[0]
+    return {"adapter": f"{module}:{cls.__qualname__}", **found}
 
 
-def load_model(spec: str, *, suite: Suite, options: Mapping[str, str] | None = None) -> UnifiedModel:
+def file_identity(path: Path, full_hash_below: int = 256 * 2**20) -> dict[str, JsonValue]:
+    """A weights file's identity: its SHA-256 when small, else its size and modification time."""
+    st = path.stat()
+    if st.st_size <= full_hash_below:
+        return {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return {"file": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def load_model(
+    spec: str, *, suite: Suite | ModelContext, options: Mapping[str, str] | None = None
+) -> UnifiedModel:
     """Build a model from ``family:argument`` (e.g. ``replay:janus-pro``).
 
     Args:
         spec: The model spec string.
-        suite: The suite the model will run on (adapters such as replay need its root).
+        suite: The suite the model will run on, or its :class:`ModelContext`.
         options: Extra ``key=value`` settings for the adapter.
 
     """
-    family, _, arg = spec.partition(":")
-    if family == "py":
-        cls = _load_py(arg)
-        arg = ""
-    else:
-        cls = _resolve(family)
-    model: UnifiedModel = cls.from_spec(arg, dict(options or {}), suite)
+    cls, arg = model_class(spec)
+    context = suite if isinstance(suite, ModelContext) else ModelContext.of(suite)
+    model: UnifiedModel = cls.from_spec(arg, dict(options or {}), context)
     return model

@@ -12,11 +12,18 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from pydantic import JsonValue
 
 from gapeval.errors import GapevalError
 from gapeval.images import IMAGE_SUFFIXES
-from gapeval.models.base import Capabilities, GenerateRequest, ImageOutput, TextOutput, UnderstandRequest
-from gapeval.suites.base import Suite
+from gapeval.models.base import (
+    Capabilities,
+    GenerateRequest,
+    ImageOutput,
+    ModelContext,
+    TextOutput,
+    UnderstandRequest,
+)
 
 
 class ReplayModel:
@@ -30,15 +37,31 @@ class ReplayModel:
         self.root = root
         self._sources = sources
 
+    batch_size = 64
+
     @classmethod
-    def from_spec(cls, arg: str, options: dict[str, str], suite: Suite) -> ReplayModel:
-        """``replay:MODEL`` reads ``<root>/data_<n>/MODEL``; option ``root=`` overrides the suite root."""
+    def _root(cls, arg: str, options: dict[str, str], context: ModelContext) -> Path:
         if not arg:
             raise GapevalError("replay needs the model folder name, e.g. replay:janus-pro", field="model")
-        root = Path(options.get("root", suite.root))
+        unknown = set(options) - {"root"}
+        if unknown:
+            raise GapevalError(
+                f"unknown replay option {sorted(unknown)[0]!r}; known: root", field="--model-opt"
+            )
+        root = Path(options.get("root", context.suite_root))
         if not root.is_dir():
             raise GapevalError("replay root does not exist", file=root, field="root")
-        return cls(arg, root, {item.id: item.source for item in suite.items})
+        return root
+
+    @classmethod
+    def identify(cls, arg: str, options: dict[str, str], context: ModelContext) -> dict[str, JsonValue]:
+        """The replayed folder name and root (the files themselves are the suite's)."""
+        return {"model_dir": arg, "root": str(cls._root(arg, options, context).resolve())}
+
+    @classmethod
+    def from_spec(cls, arg: str, options: dict[str, str], context: ModelContext) -> ReplayModel:
+        """``replay:MODEL`` reads ``<root>/data_<n>/MODEL``; option ``root=`` overrides the suite root."""
+        return cls(arg, cls._root(arg, options, context), dict(context.sources))
 
     def describe(self) -> dict[str, Any]:
         """Recorded in the manifest."""

@@ -10,10 +10,18 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+from pydantic import JsonValue
 
 from gapeval.errors import GapevalError
-from gapeval.models.base import Capabilities, GenerateRequest, ImageOutput, TextOutput, UnderstandRequest
-from gapeval.suites.base import Suite
+from gapeval.models.base import (
+    Capabilities,
+    GenerateRequest,
+    ImageOutput,
+    ModelContext,
+    TextOutput,
+    UnderstandRequest,
+    file_identity,
+)
 
 SHIPPED = "shapes-v1.pt"
 
@@ -35,13 +43,34 @@ class ToyModel:
             raise GapevalError("checkpoint does not exist", file=checkpoint, field="model")
         self.checkpoint = checkpoint
         self.model, self.vocab, self.tokenizer, self.meta = load_checkpoint(checkpoint)
-        self.batch_size = batch_size
+        self.batch_size = batch_size  # requests per call the executor hands over
         self.name = "toy" if checkpoint == shipped_checkpoint() else f"toy:{checkpoint}"
 
+    @staticmethod
+    def _checkpoint(arg: str, options: dict[str, str]) -> Path:
+        unknown = set(options) - {"batch_size"}
+        if unknown:
+            raise GapevalError(
+                f"unknown toy option {sorted(unknown)[0]!r}; known: batch_size", field="--model-opt"
+            )
+        path = Path(arg) if arg else shipped_checkpoint()
+        if not path.is_file():
+            raise GapevalError("checkpoint does not exist", file=path, field="model")
+        return path
+
     @classmethod
-    def from_spec(cls, arg: str, options: dict[str, str], suite: Suite) -> ToyModel:
+    def identify(cls, arg: str, options: dict[str, str], context: ModelContext) -> dict[str, JsonValue]:
+        """The checkpoint's SHA-256 (2 MB: hashing it is cheaper than loading it)."""
+        return file_identity(cls._checkpoint(arg, options))
+
+    @classmethod
+    def from_spec(cls, arg: str, options: dict[str, str], context: ModelContext) -> ToyModel:
         """``toy`` loads the shipped weights; ``toy:PATH`` a checkpoint from ``gapeval toy train``."""
-        return cls(Path(arg) if arg else shipped_checkpoint(), int(options.get("batch_size", "256")))
+        try:
+            batch = int(options.get("batch_size", "256"))
+        except ValueError as exc:
+            raise GapevalError("batch_size must be an integer", field="--model-opt") from exc
+        return cls(cls._checkpoint(arg, options), batch)
 
     def describe(self) -> dict[str, Any]:
         """Checkpoint identity and training record, for the manifest."""

@@ -6,10 +6,11 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from gapeval.records import RunManifest
 from gapeval.scoring.gap_analysis import GapAnalysis
 from gapeval.scoring.joint import RunScores
 from gapeval.scoring.leaderboard import LeaderRow
-from gapeval.store import RunManifest
+from gapeval.scoring.result import ScoreResult
 
 
 def _f(x: float | None, nd: int = 1) -> str:
@@ -24,6 +25,7 @@ def write_report(
     analysis: GapAnalysis | None = None,
     *,
     platform_note: str | None = None,
+    notes: Sequence[str] = (),
 ) -> Path:
     """Write ``report.md`` and ``report.json``; returns the Markdown path.
 
@@ -31,25 +33,27 @@ def write_report(
     """
     spec = manifest.spec
     lines = [
-        f"# gapeval report: {spec.model} on {spec.suite_name}",
+        f"# gapeval report: {manifest.display_name} on {spec.suite_name}",
         "",
         f"- suite: `{spec.suite_name}` v{spec.suite_version}, {spec.n_items} items, content hash "
         f"`{spec.suite_hash[:16]}`",
         f"- model: `{spec.model}`; samples per item: {spec.samples_und} answer(s), "
         f"{spec.samples_gen} image(s); run seed {spec.seed}",
-        f"- judges (by precedence): {', '.join(f'`{j}`' for j in scores.judges)}",
+        "- judges (by precedence): "
+        + ", ".join(f"`{j}` ({scores.protocols.get(j) or 'exact'})" for j in scores.judges),
         f"- gapeval {manifest.versions.get('gapeval', '?')}, git {manifest.git_revision or 'n/a'}, "
         f"created {manifest.created_at}",
         "",
         "## Leaderboard (x100)",
         "",
-        "| category | N | Succ | Und | Gen | Gap | ±frag | Cons |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|",
+        "| category | N | N und | N gen | unsupported | failed | Succ | Und | Gen | Gap | ±frag | Cons |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r.category} | {r.n_paired} | {_f(r.succ)} | {_f(r.und)} | {_f(r.gen)} | {_f(r.gap)} | "
-            f"{_f(r.gap_fragility, 2)} | {_f(r.consistency)} |"
+            f"| {r.category} | {r.n_paired} | {r.und_n} | {r.gen_n} | {r.unsupported} | {r.failed} | "
+            f"{_f(r.succ)} | {_f(r.und)} | {_f(r.gen)} | {_f(r.gap)} | {_f(r.gap_fragility, 2)} | "
+            f"{_f(r.consistency)} |"
         )
     lines += [
         "",
@@ -57,6 +61,7 @@ def write_report(
         "±frag: its largest change under 1e-6 input noise (the score is numerically fragile). "
         "Cons: share of items whose two directions agree.",
         *(["", platform_note] if platform_note else []),
+        *(["", *(f"- note: {n}" for n in notes)] if notes else []),
         "",
         "## Joint outcomes (expected counts over paired items)",
         "",
@@ -100,8 +105,28 @@ def write_report(
                 "leaderboard": [r.model_dump() for r in rows],
                 "mirt": analysis.model_dump() if analysis else None,
                 "platform": platform_note,
+                "notes": list(notes),
             },
             indent=2,
         )
     )
     return path
+
+
+class MarkdownReport:
+    """The ``markdown`` report: ``report.md`` and ``report.json`` in the run directory."""
+
+    @staticmethod
+    def write(run_dir: Path, manifest: RunManifest, result: ScoreResult) -> Path:
+        """Render a scored run; returns the Markdown path."""
+        if not result.runs:
+            raise ValueError("a report needs the run's scores")
+        return write_report(
+            run_dir,
+            manifest,
+            result.runs[0],
+            [r for r in result.leaderboard if r.run == result.runs[0].run],
+            result.mirt,
+            platform_note=result.platform,
+            notes=result.notes,
+        )

@@ -9,13 +9,13 @@ direction's accuracy and of the joint table, and counted as missing.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 from pydantic import BaseModel, Field
 
 from gapeval.items import Category, Direction
-from gapeval.store import RunStore, VerdictRecord, VerdictStatus
+from gapeval.records import OutputRecord, OutputStatus, RunRecords, VerdictRecord, VerdictStatus
 
 
 class JointCounts(BaseModel):
@@ -51,6 +51,8 @@ class GroupScore(BaseModel):
         succ: Share of paired items right both ways.
         consistency: Share of paired items where the two directions agree (both right or both wrong).
         missing: Item-directions without a decided verdict (failed outputs, judge failures, abstentions).
+        und_unsupported, gen_unsupported: Outputs the model lacks the capability for, per direction.
+        und_failed, gen_failed: Outputs the model failed to produce, per direction.
 
     """
 
@@ -64,43 +66,118 @@ class GroupScore(BaseModel):
     succ: float | None = None
     consistency: float | None = None
     missing: int = 0
+    und_unsupported: int = 0
+    gen_unsupported: int = 0
+    und_failed: int = 0
+    gen_failed: int = 0
 
 
 class RunScores(BaseModel):
-    """Scores of one run."""
+    """Scores of one run.
+
+    Attributes:
+        run: The run directory.
+        model: The display name (the run's label, else its model spec).
+        spec: The model spec.
+        suite: The suite's name.
+        judges: The judge ids used, by precedence.
+        protocols: Judge id -> its judging protocol.
+        categories: Per category.
+        overall: Over all items.
+        unsupported_as_wrong: Whether unsupported outputs were counted as wrong.
+
+    """
 
     run: str
     model: str
+    spec: str = ""
     suite: str
     judges: list[str]
+    protocols: dict[str, str] = Field(default_factory=dict)
     categories: dict[str, GroupScore]
     overall: GroupScore
+    unsupported_as_wrong: bool = False
+
+
+def verdict_for(
+    records: RunRecords, output: OutputRecord, judge_order: Sequence[str]
+) -> VerdictRecord | None:
+    """The verdict that decides one output, or None.
+
+    It is the first judge in ``judge_order`` with a decided verdict under the rubric hash in force for
+    that item and direction. Verdicts of outputs that no longer exist, and verdicts under rubrics no
+    longer in force, are never read.
+    """
+    return _Index(records).choose(output, judge_order)
+
+
+class _Index:
+    def __init__(self, records: RunRecords) -> None:
+        self.by_key = {(v.output_key, v.judge_id, v.rubric_hash): v for v in records.verdicts}
+        self.in_force = records.in_force
+        # Runs judged before rubric hashes were recorded per item: the judge's one recorded hash.
+        self.legacy = {j.judge_id: j.rubric_hash for j in records.manifest.judges}
+
+    def choose(self, output: OutputRecord, judge_order: Sequence[str]) -> VerdictRecord | None:
+        key = output.output_key
+        if key is None:
+            return None
+        where = f"{output.item_id}\0{output.direction}"
+        for judge in judge_order:
+            table = self.in_force.get(judge)
+            rubric_hash = table.get(where) if table is not None else self.legacy.get(judge)
+            v = self.by_key.get((key, judge, rubric_hash)) if rubric_hash else None
+            if v is not None and v.status is VerdictStatus.OK and v.score is not None:
+                return v
+        return None
 
 
 def item_scores(
-    verdicts: Sequence[VerdictRecord], judge_order: Sequence[str]
+    records: RunRecords, judge_order: Sequence[str], *, unsupported_as_wrong: bool = False
 ) -> dict[tuple[str, Direction], float]:
-    """Per (item, direction): the mean score over samples.
+    """Per (item, direction): the mean score over its decided samples.
 
-    Each sample is decided by the first judge in ``judge_order`` that decided it.
+    Each output is decided by :func:`verdict_for`. With ``unsupported_as_wrong``, an output the model
+    could not produce for lack of a capability counts as a wrong answer instead of a missing one.
     """
-    rank = {j: i for i, j in enumerate(judge_order)}
-    chosen: dict[tuple[str, Direction, int], tuple[int, float]] = {}
-    for v in verdicts:
-        if v.status is not VerdictStatus.OK or v.judge_id not in rank or v.score is None:
-            continue
-        key = (v.item_id, v.direction, v.sample)
-        if key not in chosen or rank[v.judge_id] < chosen[key][0]:
-            chosen[key] = (rank[v.judge_id], v.score)
+    index = _Index(records)
     per: dict[tuple[str, Direction], list[float]] = defaultdict(list)
-    for (item, direction, _), (_, score) in chosen.items():
-        per[(item, direction)].append(score)
+    for out in records.outputs:
+        if out.status is OutputStatus.UNSUPPORTED:
+            if unsupported_as_wrong:
+                per[(out.item_id, out.direction)].append(0.0)
+            continue
+        v = index.choose(out, judge_order)
+        if v is not None and v.score is not None:
+            per[(out.item_id, out.direction)].append(v.score)
     return {k: sum(v) / len(v) for k, v in per.items()}
 
 
-def group_score(item_ids: Sequence[str], scores: dict[tuple[str, Direction], float]) -> GroupScore:
+def output_counts(records: RunRecords) -> dict[tuple[str, Direction], Counter[OutputStatus]]:
+    """Per (item, direction): how many of its outputs stand in each status."""
+    found: dict[tuple[str, Direction], Counter[OutputStatus]] = defaultdict(Counter)
+    for out in records.outputs:
+        found[(out.item_id, out.direction)][out.status] += 1
+    return found
+
+
+def group_score(
+    item_ids: Sequence[str],
+    scores: dict[tuple[str, Direction], float],
+    statuses: dict[tuple[str, Direction], Counter[OutputStatus]] | None = None,
+) -> GroupScore:
     """Accuracies and joint table over a group of items."""
     g = GroupScore(n_items=len(item_ids))
+    members = set(item_ids)
+    for (item, direction), c in (statuses or {}).items():
+        if item not in members:
+            continue
+        if direction is Direction.UND:
+            g.und_unsupported += c[OutputStatus.UNSUPPORTED]
+            g.und_failed += c[OutputStatus.FAILED]
+        else:
+            g.gen_unsupported += c[OutputStatus.UNSUPPORTED]
+            g.gen_failed += c[OutputStatus.FAILED]
     und = [scores[(i, Direction.UND)] for i in item_ids if (i, Direction.UND) in scores]
     gen = [scores[(i, Direction.GEN)] for i in item_ids if (i, Direction.GEN) in scores]
     g.und_n, g.gen_n = len(und), len(gen)
@@ -123,27 +200,34 @@ def group_score(item_ids: Sequence[str], scores: dict[tuple[str, Direction], flo
     return g
 
 
-def score_run(store: RunStore, judges: Sequence[str] | None = None) -> RunScores:
-    """Score a run from its stored verdicts (pure: nothing is re-run or re-judged).
+def score_run(
+    records: RunRecords, judges: Sequence[str] | None = None, *, unsupported_as_wrong: bool = False
+) -> RunScores:
+    """Score a run from its records (pure: nothing is read, re-run or re-judged).
 
     Args:
-        store: The run.
-        judges: Judge ids in order of precedence; default: the run's judges in the order they were used.
+        records: The run's records (``RunStore.records()``).
+        judges: Judge ids in order of precedence; default: the chain of the run's last judging.
+        unsupported_as_wrong: Count outputs the model lacks the capability for as wrong.
 
     """
-    manifest = store.manifest()
-    order = list(judges) if judges else [j.judge_id for j in manifest.judges]
-    scores = item_scores(store.verdicts(), order)
-    items = store.items()
+    manifest = records.manifest
+    order = list(judges) if judges else list(manifest.judge_chain)
+    scores = item_scores(records, order, unsupported_as_wrong=unsupported_as_wrong)
+    statuses = output_counts(records)
     by_cat: dict[Category, list[str]] = defaultdict(list)
-    for item_id, (cat, _) in sorted(items.items()):
+    for item_id, (cat, _) in sorted(records.items.items()):
         by_cat[cat].append(item_id)
-    cats = {c.value: group_score(by_cat[c], scores) for c in Category if by_cat.get(c)}
+    cats = {c.value: group_score(by_cat[c], scores, statuses) for c in Category if by_cat.get(c)}
+    protocols = {j.judge_id: j.protocol for j in manifest.judges if j.judge_id in order}
     return RunScores(
-        run=str(store.path),
-        model=manifest.spec.model,
+        run=records.path,
+        model=manifest.display_name,
+        spec=manifest.spec.model,
         suite=manifest.spec.suite_name,
         judges=order,
+        protocols=protocols,
         categories=cats,
-        overall=group_score(sorted(items), scores),
+        overall=group_score(sorted(records.items), scores, statuses),
+        unsupported_as_wrong=unsupported_as_wrong,
     )

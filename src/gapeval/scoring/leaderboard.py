@@ -23,12 +23,28 @@ Coupling = Literal["categories", "models"]
 
 
 class LeaderRow(BaseModel):
-    """One line of the leaderboard (percentages, x100)."""
+    """One line of the leaderboard (percentages, x100).
+
+    Attributes:
+        model: Display name. run: Run directory. category: A category or ``Overall``.
+        n_paired: Items decided both ways. und_n, gen_n: Items decided per direction.
+        unsupported: Outputs the model lacks the capability for (both directions).
+        failed: Outputs the model failed to produce (both directions).
+        succ, und, gen: Both right / understanding / generation accuracy.
+        gap, gap_fragility: The paper-compatible Gap Score and its largest change under 1e-6 noise.
+        consistency: Share of paired items whose directions agree. joint: ``[p11, p10, p01, p00]``.
+        judges: The judge ids, by precedence, each with its protocol.
+
+    """
 
     model: str
     run: str
     category: str
     n_paired: int
+    und_n: int = 0
+    gen_n: int = 0
+    unsupported: int = 0
+    failed: int = 0
     succ: float | None
     und: float | None
     gen: float | None
@@ -36,6 +52,7 @@ class LeaderRow(BaseModel):
     gap_fragility: float | None
     consistency: float | None
     joint: list[float]
+    judges: str = ""
 
 
 def _pct(x: float | None) -> float | None:
@@ -48,6 +65,10 @@ def _row(run: RunScores, name: str, g: GroupScore, gap: float | None, frag: floa
         run=run.run,
         category=name,
         n_paired=g.n_paired,
+        und_n=g.und_n,
+        gen_n=g.gen_n,
+        unsupported=g.und_unsupported + g.gen_unsupported,
+        failed=g.und_failed + g.gen_failed,
         succ=_pct(g.succ),
         und=_pct(g.und_acc),
         gen=_pct(g.gen_acc),
@@ -55,6 +76,7 @@ def _row(run: RunScores, name: str, g: GroupScore, gap: float | None, frag: floa
         gap_fragility=_pct(frag),
         consistency=_pct(g.consistency),
         joint=[round(x, 6) for x in g.joint.shares()],
+        judges=", ".join(f"{j} ({run.protocols[j]})" if run.protocols.get(j) else j for j in run.judges),
     )
 
 

@@ -15,35 +15,54 @@ import numpy as np
 
 from gapeval.errors import GapevalError
 from gapeval.items import Direction
+from gapeval.records import RunRecords
 from gapeval.scoring.joint import item_scores
 from gapeval.scoring.mirt import Responses
-from gapeval.store import RunStore
 
 FIELDS = ("model", "item", "category", "direction", "y")
 
 
-def from_runs(run_dirs: Sequence[str | Path], judges: Sequence[str] | None = None) -> Responses:
-    """Stack runs (one model each) into a response tensor over the union of their questions."""
-    names: list[str] = []
+def from_records(
+    runs: Sequence[RunRecords],
+    judges: Sequence[str] | None = None,
+    *,
+    names: Sequence[str] | None = None,
+    unsupported_as_wrong: bool = False,
+) -> Responses:
+    """Stack runs (one model each) into a response tensor over the union of their questions.
+
+    Args:
+        runs: The runs' records.
+        judges: Judge ids by precedence (default: each run's last judging chain).
+        names: Model names (default: display names, made unique with the run folder's name).
+        unsupported_as_wrong: Count unsupported outputs as wrong instead of missing.
+
+    """
+    labels = list(names) if names is not None else unique_names(runs)
     tables: list[dict[tuple[str, Direction], float]] = []
     cats: dict[str, str] = {}
-    for run in run_dirs:
-        with RunStore.open(run) as store:
-            manifest = store.manifest()
-            order = list(judges) if judges else [j.judge_id for j in manifest.judges]
-            tables.append(item_scores(store.verdicts(), order))
-            for item_id, (cat, _) in store.items().items():
-                cats.setdefault(item_id, cat.value)
-            name = manifest.spec.model
-            names.append(name if name not in names else f"{name} ({Path(run).name})")
+    for rec in runs:
+        order = list(judges) if judges else list(rec.manifest.judge_chain)
+        tables.append(item_scores(rec, order, unsupported_as_wrong=unsupported_as_wrong))
+        for item_id, (cat, _) in rec.items.items():
+            cats.setdefault(item_id, cat.value)
     items = sorted(cats)
-    y = np.full((len(names), len(items), 2), np.nan)
+    y = np.full((len(labels), len(items), 2), np.nan)
     index = {i: k for k, i in enumerate(items)}
     for m, table in enumerate(tables):
         for (item, direction), score in table.items():
             if item in index:
                 y[m, index[item], 0 if direction is Direction.UND else 1] = score
-    return Responses(names, items, y, [cats[i] for i in items])
+    return Responses(labels, items, y, [cats[i] for i in items])
+
+
+def unique_names(runs: Sequence[RunRecords]) -> list[str]:
+    """Display names, with the run folder's name added where two runs would share one."""
+    base = [r.manifest.display_name for r in runs]
+    return [
+        name if base.count(name) == 1 else f"{name} ({Path(r.path).name})"
+        for name, r in zip(base, runs, strict=True)
+    ]
 
 
 def write_csv(data: Responses, path: str | Path) -> Path:

@@ -6,16 +6,15 @@ import os
 from pathlib import Path
 
 from gapeval.errors import GapevalError
-from gapeval.suites.base import Skipped, Suite
+from gapeval.registry import SUITES as SUITE_REGISTRY
+from gapeval.suites.base import Skipped, Suite, SuiteSource
 
-__all__ = ["SUITES", "Skipped", "Suite", "data_home", "load_suite"]
+__all__ = ["Skipped", "Suite", "SuiteSource", "available_suites", "data_home", "load_suite"]
 
-#: Named suites and what they are; paths (a folder or a .jsonl file) are accepted too.
-SUITES: dict[str, str] = {
-    "gapeval": "the published GapEval snapshot (fetch it first: gapeval fetch gapeval)",
-    "shapes-v1": "the built-in procedural world: 1280 held-out items, 320 per category, exact judges",
-    "shapes-v1-mini": "96 items of the same world, for quick runs and CI",
-}
+
+def available_suites() -> dict[str, str]:
+    """Named suites (built in and plugins) and what they are; paths are accepted too."""
+    return SUITE_REGISTRY.describe()
 
 
 def data_home() -> Path:
@@ -35,22 +34,19 @@ def load_suite(spec: str, *, skip_invalid: bool = False) -> Suite:
     from gapeval.suites.jsonl import load_jsonl
     from gapeval.suites.official import load_official
 
-    if spec.startswith("shapes-"):
-        from gapeval.suites.shapes import SHAPES_SUITES, build
-
-        if spec in SHAPES_SUITES:
-            return build(spec, data_home() / "suites")
-    if spec == "gapeval":
-        local = data_home() / "gapeval"
-        if not local.is_dir():
+    name = spec.partition(":")[0]
+    if name in SUITE_REGISTRY.entries():
+        source = SUITE_REGISTRY.load(name)
+        suite = source.load(spec, skip_invalid=skip_invalid)
+        if not isinstance(suite, Suite):
             raise GapevalError(
-                "the GapEval snapshot is not fetched yet; run: gapeval fetch gapeval", file=local
+                f"suite source {name!r} returned {type(suite).__name__}, not a Suite", field="suite"
             )
-        return load_official(local, skip_invalid=skip_invalid, name="gapeval")
+        return suite
     path = Path(spec)
     if path.suffix == ".jsonl" or (path.is_dir() and (path / "suite.jsonl").is_file()):
         return load_jsonl(path, skip_invalid=skip_invalid)
     if path.is_dir():
         return load_official(path, skip_invalid=skip_invalid, name=f"gapeval:{path.name}")
-    known = ", ".join(SUITES)
+    known = ", ".join(available_suites())
     raise GapevalError(f"unknown suite {spec!r}: not a known name ({known}) nor an existing path", file=spec)

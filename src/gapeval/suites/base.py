@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,6 +30,20 @@ class Skipped(BaseModel):
         )
 
 
+@runtime_checkable
+class SuiteSource(Protocol):
+    """Where a named suite comes from: one class per source, one registry line per name.
+
+    ``load`` receives the suite spec exactly as the user wrote it (so one source can serve several
+    names, e.g. ``shapes-v1`` and ``shapes-v1-mini``).
+    """
+
+    @classmethod
+    def load(cls, spec: str, *, skip_invalid: bool = False) -> Suite:
+        """Load the suite (raising GapevalError naming the file and field for bad input)."""
+        ...
+
+
 class Suite(BaseModel):
     """Items plus where they came from.
 
@@ -39,6 +54,7 @@ class Suite(BaseModel):
         items: The items, in a stable order.
         skipped: Inputs left out under ``skip_invalid``.
         defaults: Run settings the suite defines (e.g. ``samples_gen``), used unless overridden.
+        judges: The judge chain that decides this suite, used by ``run`` unless told otherwise.
 
     """
 
@@ -50,6 +66,7 @@ class Suite(BaseModel):
     items: tuple[Item, ...]
     skipped: tuple[Skipped, ...] = ()
     defaults: dict[str, int] = Field(default_factory=dict)
+    judges: tuple[str, ...] = ("rules", "openai")
 
     def content_hash(self) -> str:
         """SHA-256 over the items' content hashes, in order; recorded in every run manifest."""

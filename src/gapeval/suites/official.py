@@ -262,3 +262,19 @@ def fetch(cache_dir: str | Path | None = None, revision: str | None = None) -> P
         raise GapevalError("fetching needs the hub extra: pip install 'gapeval[hub]'") from exc
     local = snapshot_download(repo_id=HUB_REPO, repo_type="dataset", cache_dir=cache_dir, revision=revision)
     return Path(local)
+
+
+class FetchedSource:
+    """The registry's source for ``gapeval``: the public snapshot fetched into the data home."""
+
+    @classmethod
+    def load(cls, spec: str, *, skip_invalid: bool = False) -> Suite:
+        """Load the fetched snapshot (``gapeval fetch gapeval`` first)."""
+        from gapeval.suites import data_home
+
+        local = data_home() / "gapeval"
+        if not local.is_dir():
+            raise GapevalError(
+                "the GapEval snapshot is not fetched yet; run: gapeval fetch gapeval", file=local
+            )
+        return load_official(local, skip_invalid=skip_invalid, name="gapeval")

@@ -6,6 +6,8 @@ from collections import defaultdict
 
 import numpy as np
 
+# Training-time evaluation needs the exact rules; judges never import toy, so no cycle.
+from gapeval.judges.scene import check_answer, check_scene
 from gapeval.suites.shapes import tasks, world
 from gapeval.toy.model import UnifiedTransformer, answer, draw, gen_prefix, und_prefix
 from gapeval.toy.tokenizer import ImageTokenizer
@@ -45,8 +47,8 @@ def evaluate_specs(
     hits: dict[str, list[bool]] = defaultdict(list)
     for s, text, scene in zip(specs, answers, scenes, strict=True):
         cat = s.category.value
-        hits[f"{cat}/und"].append(tasks.check_answer(s.answer_type, s.answer_value, text)[0])
-        hits[f"{cat}/gen"].append(tasks.check_scene(s.gen_check, scene)[0])
+        hits[f"{cat}/und"].append(check_answer(s.answer_type, s.answer_value, text)[0])
+        hits[f"{cat}/gen"].append(check_scene(s.gen_check, scene)[0])
     out = {k: float(np.mean(v)) for k, v in sorted(hits.items())}
     for d in ("und", "gen"):
         out[d] = float(np.mean([v for k, v in out.items() if k.endswith("/" + d)]))

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from gapeval.errors import GapevalError
 from gapeval.items import Category, GenerationTask, ImageRef, Item, References, UnderstandingTask
 from gapeval.suites.base import Suite
 from gapeval.suites.shapes import tasks, world
@@ -108,7 +109,23 @@ def build(name: str, root: Path) -> Suite:
         root=str(folder),
         items=items,
         defaults={"samples_gen": SHAPES_SUITES[name][2], "samples_und": 1},
+        judges=("scene",),
     )
+
+
+class ShapesSource:
+    """The registry's source for ``shapes-v1`` and ``shapes-v1-mini``."""
+
+    @classmethod
+    def load(cls, spec: str, *, skip_invalid: bool = False) -> Suite:
+        """Generate (or reuse from the data home) the named shapes suite."""
+        from gapeval.suites import data_home
+
+        if spec not in SHAPES_SUITES:
+            raise GapevalError(
+                f"unknown shapes suite {spec!r}; known: {', '.join(SHAPES_SUITES)}", field="suite"
+            )
+        return build(spec, data_home() / "suites")
 
 
 def spec_dict(spec: tasks.Spec) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from gapeval.items import Category
-from gapeval.suites.shapes.world import COLOURS, GRID, POSITIONS, SHAPES, SIDES, Obj, Scene, counts, row_col
+from gapeval.suites.shapes.world import COLOURS, GRID, POSITIONS, SHAPES, SIDES, Obj, Scene, row_col
 
 COLOUR_NAMES = tuple(COLOURS)
 ENTITIES = (
@@ -205,7 +205,8 @@ def k_position(rng: np.random.Generator) -> Spec:
     )
 
 
-def _holds(rel: str, i: int, j: int) -> bool:
+def holds(rel: str, i: int, j: int) -> bool:
+    """Whether the relation ``rel`` holds between cells ``i`` and ``j``."""
     (ri, ci), (rj, cj) = row_col(i), row_col(j)
     return {"left of": ci < cj, "right of": ci > cj, "above": ri < rj, "below": ri > rj}[rel]
 
@@ -219,11 +220,11 @@ def k_relation(rng: np.random.Generator) -> Spec:
     truth = bool(rng.integers(2))
     while True:
         i, j = (int(x) for x in rng.choice(GRID * GRID, size=2, replace=False))
-        if _holds(rel, i, j) == truth:
+        if holds(rel, i, j) == truth:
             break
     while True:
         ti, tj = (int(x) for x in rng.choice(GRID * GRID, size=2, replace=False))
-        if _holds(rel, ti, tj):
+        if holds(rel, ti, tj):
             break
     return Spec(
         "relation",
@@ -465,97 +466,3 @@ def sample(kind: str, rng: np.random.Generator, split: str) -> Spec:
         if split_of(kind, spec.key) == split:
             return spec
     raise RuntimeError(f"no {split} combination found for {kind}")
-
-
-def check_scene(check: dict[str, Any], scene: Scene) -> tuple[bool, str]:
-    """Does a (parsed) scene satisfy a generation check? Returns the verdict and a reason."""
-    kind = check["type"]
-    if kind == "count":
-        have = counts(scene)
-        wrong = [(c, s, n, have[(c, s)]) for c, s, n in check["targets"] if have[(c, s)] != n]
-        if wrong:
-            return False, "; ".join(f"{n} {c} {plural(s, n)} asked, {k} drawn" for c, s, n, k in wrong)
-        return True, "every target count is right"
-    if kind == "at":
-        obj, cell = tuple(check["obj"]), check["cell"]
-        got = scene[cell]
-        ok = got == obj
-        return ok, f"{POSITIONS[cell]} holds {' '.join(got) if got else 'nothing'}"
-    if kind == "relation":
-        a, b = tuple(check["a"]), tuple(check["b"])
-        cells_a = [i for i, o in enumerate(scene) if o == a]
-        cells_b = [i for i, o in enumerate(scene) if o == b]
-        if not cells_a or not cells_b:
-            return False, "an object of the relation is missing"
-        ok = any(_holds(check["rel"], i, j) for i in cells_a for j in cells_b)
-        return ok, f"relation {'holds' if ok else 'does not hold'}"
-    if kind == "scene":
-        want = tuple(tuple(o) if o else None for o in check["scene"])
-        diff = [i for i in range(len(want)) if want[i] != scene[i]]
-        return not diff, "scene matches" if not diff else f"{len(diff)} cell(s) differ: " + ", ".join(
-            POSITIONS[i] for i in diff
-        )
-    raise ValueError(f"unknown check {kind!r}")
-
-
-def _last(words: list[str], vocab: set[str]) -> str | None:
-    hits = [w for w in words if w in vocab]
-    return hits[-1] if hits else None
-
-
-def _last_position(text: str) -> int | None:
-    import re
-
-    found: list[tuple[int, int]] = []
-    for cell, name in enumerate(POSITIONS):
-        found += [(m.start(), cell) for m in re.finditer(rf"\b{name}\b", text)]
-    # "top left" also contains "top" and "left": at the same end, the longer phrase wins
-    best: tuple[int, int, int] | None = None
-    for start, cell in found:
-        end = start + len(POSITIONS[cell])
-        cand = (end, len(POSITIONS[cell]), cell)
-        if best is None or cand[:2] > best[:2]:
-            best = cand
-    return None if best is None else best[2]
-
-
-def check_answer(answer_type: str, value: Any, text: str) -> tuple[bool, str]:
-    """Decide an understanding answer of the shapes world exactly (free-form text is accepted)."""
-    import re
-
-    from gapeval.judges.rules import WORD_NUMBERS, extract_option, stated_count
-
-    low = text.lower()
-    words = re.findall(r"[a-z]+|\d+", low)
-    if answer_type == "number":
-        nums = [int(w) if w.isdigit() else WORD_NUMBERS[w] for w in words if w.isdigit() or w in WORD_NUMBERS]
-        if not nums:
-            return False, "no number stated"
-        return nums[-1] == value, f"said {nums[-1]}, expected {value}"
-    if answer_type == "counts":
-        stated = {name: stated_count(low, name) for name in value}
-        wrong = {k: v for k, v in stated.items() if v != value[k]}
-        return not wrong, "counts right" if not wrong else "; ".join(
-            f"{k}: said {v}, expected {value[k]}" for k, v in wrong.items()
-        )
-    if answer_type == "object":
-        colour = _last(words, set(COLOUR_NAMES))
-        shape = _last([w.rstrip("s") if w.rstrip("s") in SHAPES else w for w in words], set(SHAPES))
-        return [colour, shape] == list(value), f"said {colour} {shape}, expected {value[0]} {value[1]}"
-    if answer_type == "yesno":
-        said = _last(words, {"yes", "no"})
-        return said == ("yes" if value else "no"), f"said {said}"
-    if answer_type == "position":
-        cell = _last_position(low)
-        return (
-            cell == value,
-            f"said {POSITIONS[cell] if cell is not None else 'no position'}, expected {POSITIONS[value]}",
-        )
-    if answer_type == "shape":
-        shape = _last([w.rstrip("s") if w.rstrip("s") in SHAPES else w for w in words], set(SHAPES))
-        return shape == value, f"said {shape}, expected {value}"
-    if answer_type == "option":
-        stripped = low.strip().strip(".()")
-        option = stripped.upper() if stripped in {"a", "b", "c"} else extract_option(text)
-        return option == value, f"chose {option}, expected {value}"
-    raise ValueError(f"unknown answer type {answer_type!r}")

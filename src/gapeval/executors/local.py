@@ -1,0 +1,140 @@
+"""The local executor: builds the model in this process and feeds it batches of the adapter's size.
+
+Capabilities are checked where the model lives: a request the model cannot serve (an edit for a model
+that cannot edit) comes back ``unsupported`` without a call. A model call that raises, or returns the
+wrong number of outputs, fails only the requests of that call, with the message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from gapeval.executors.base import ModelSpec, WorkResult
+from gapeval.images import png_bytes
+from gapeval.items import Direction
+from gapeval.models.base import (
+    DEFAULT_BATCH_SIZE,
+    Capabilities,
+    GenerateRequest,
+    ImageOutput,
+    TextOutput,
+    UnderstandRequest,
+    UnifiedModel,
+    load_model,
+)
+from gapeval.records import OutputStatus, WorkUnit
+
+
+def supported(caps: Capabilities, unit: WorkUnit) -> bool:
+    """Whether a model with ``caps`` can serve ``unit``."""
+    if unit.direction is Direction.UND:
+        return caps.understands
+    return caps.generates and (caps.edits or not unit.is_edit)
+
+
+class LocalExecutor:
+    """Runs the model here, batch by batch; results are yielded (and committed) one by one."""
+
+    name = "local"
+
+    def __init__(self, model: UnifiedModel | None = None) -> None:
+        """Use ``model`` if given (already built), else build it from the spec on first need."""
+        self._model = model
+
+    @classmethod
+    def from_spec(cls, arg: str, options: dict[str, str]) -> LocalExecutor:
+        """``local`` takes no argument or options."""
+        return cls()
+
+    def model_description(self) -> dict[str, Any]:
+        """The model's own description, once it is built."""
+        return self._model.describe() if self._model is not None else {}
+
+    def execute(
+        self, model: ModelSpec, units: Sequence[WorkUnit], images: Mapping[str, str]
+    ) -> Iterator[WorkResult]:
+        """Build the model (only if there is work) and yield a result per unit."""
+        if not units:
+            return
+        if self._model is None:
+            self._model = load_model(model.spec, suite=model.context, options=model.options)
+        mdl = self._model
+        caps = mdl.capabilities
+        size = max(1, model.batch_size or int(getattr(mdl, "batch_size", DEFAULT_BATCH_SIZE)))
+        for direction in Direction:
+            todo = [u for u in units if u.direction is direction]
+            for unit in todo:
+                if not supported(caps, unit):
+                    yield WorkResult(unit, OutputStatus.UNSUPPORTED, error="model lacks this capability")
+            work = [u for u in todo if supported(caps, u)]
+            for start in range(0, len(work), size):
+                yield from _call(mdl, direction, work[start : start + size], images)
+
+
+def _call(
+    model: UnifiedModel, direction: Direction, batch: Sequence[WorkUnit], images: Mapping[str, str]
+) -> Iterator[WorkResult]:
+    """One model call; an exception fails the batch's requests with its message instead of the run."""
+    t0 = time.perf_counter()
+    try:
+        if direction is Direction.UND:
+            und = [
+                UnderstandRequest(
+                    item_id=u.item_id,
+                    prompt=u.prompt,
+                    images=tuple(images[sha] for sha in u.images),
+                    seed=u.seed,
+                    sample=u.sample,
+                )
+                for u in batch
+            ]
+            results: Sequence[TextOutput | ImageOutput] = model.understand(und)
+        else:
+            gen = [
+                GenerateRequest(
+                    item_id=u.item_id,
+                    prompt=u.prompt,
+                    input_image=images[u.input_image] if u.input_image else None,
+                    seed=u.seed,
+                    sample=u.sample,
+                )
+                for u in batch
+            ]
+            results = model.generate(gen)
+    except Exception as exc:  # a model's failure is recorded per request, never a crash of the run
+        err = f"{type(exc).__name__}: {exc}"
+        for u in batch:
+            yield WorkResult(u, OutputStatus.FAILED, error=err)
+        return
+    wall = (time.perf_counter() - t0) / len(batch)
+    if not isinstance(results, Sequence) or len(results) != len(batch):
+        n = len(results) if isinstance(results, Sequence) else type(results).__name__
+        for u in batch:
+            yield WorkResult(
+                u, OutputStatus.FAILED, error=f"model returned {n} outputs for {len(batch)} requests"
+            )
+        return
+    for u, out in zip(batch, results, strict=True):
+        yield _result(u, out, wall)
+
+
+def _result(unit: WorkUnit, out: Any, wall: float) -> WorkResult:
+    meta = dict(getattr(out, "meta", None) or {})
+    error = getattr(out, "error", None)
+    if error is not None:
+        return WorkResult(unit, OutputStatus.FAILED, error=str(error), meta=meta, wall_s=wall)
+    if unit.direction is Direction.UND:
+        text = getattr(out, "text", None)
+        if not isinstance(text, str):
+            return WorkResult(unit, OutputStatus.FAILED, error="no text returned", meta=meta, wall_s=wall)
+        return WorkResult(unit, OutputStatus.DONE, text=text, meta=meta, wall_s=wall)
+    image = getattr(out, "image", None)
+    if image is None:
+        return WorkResult(unit, OutputStatus.FAILED, error="no image returned", meta=meta, wall_s=wall)
+    try:
+        png = png_bytes(image)
+    except Exception as exc:  # not an image the store can write: that request fails, not the run
+        return WorkResult(unit, OutputStatus.FAILED, error=f"unusable image ({exc})", meta=meta, wall_s=wall)
+    return WorkResult(unit, OutputStatus.DONE, image_png=png, meta=meta, wall_s=wall)
