@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from gapeval.cli import app
 from gapeval.suites.sample import write_sample_tree
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+#: Test data kept in the repository (tests never read outside it).
+DATA = Path(__file__).resolve().parent / "data"
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,8 @@ import math
 
 import numpy as np
 import pytest
-from tests.conftest import SHARED, invoke
+from scipy.stats import kendalltau, spearmanr
+from tests.conftest import DATA, invoke
 
 from gapeval.errors import GapevalError
 from gapeval.scoring.gap_analysis import analyse, bootstrap, holm
@@ -97,7 +98,7 @@ def test_deterministic_and_stable_under_tiny_perturbations() -> None:
 
 
 def test_matches_r_mirt_on_reference_data() -> None:
-    folder = SHARED / "reference" / "mirt" / "B9_s1"
+    folder = DATA / "mirt_B9_s1"
     raw = np.loadtxt(folder / "responses.csv", delimiter=",", skiprows=1)
     half = raw.shape[1] // 2
     res = fit(np.stack([raw[:, :half], raw[:, half:]], axis=2), with_se=False)
@@ -153,5 +154,10 @@ def test_score_and_correlate_commands(cli, tmp_path) -> None:
     code, out, _ = invoke(cli, "correlate", str(scores), "--responses", str(path), "--boot", "200", "--json")
     assert code == 0
     res = json.loads(out)[0]
-    assert res["score"] == "realunify" and res["n_models"] == 5 and -1 <= res["spearman"] <= 1
+    # the correlation is that of the fitted gaps with the external column, computed independently
+    fitted = fit(read_csv(path), with_se=False).gap
+    external = [g * 10 + i * 0.01 for i, g in enumerate(gap)]
+    assert res["score"] == "realunify" and res["n_models"] == 5
+    assert res["spearman"] == pytest.approx(spearmanr(fitted, external).statistic, abs=1e-12)
+    assert res["kendall"] == pytest.approx(kendalltau(fitted, external).statistic, abs=1e-12)
     assert res["spearman_ci"][0] <= res["spearman"] <= res["spearman_ci"][1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.conftest import SHARED, invoke
+from tests.conftest import DATA, invoke
 
 from gapeval.errors import GapevalError
 from gapeval.scoring.reference_gap import (
@@ -24,7 +24,7 @@ from gapeval.scoring.reference_platform import (
     published_cases,
 )
 
-VECTORS = json.loads((SHARED / "reference" / "gap-score-vectors.json").read_text())["cases"]
+VECTORS = json.loads((DATA / "gap-score-vectors.json").read_text())["cases"]
 
 
 def test_packaged_vectors_are_the_published_ones() -> None:
@@ -55,13 +55,19 @@ def test_every_vector_reproduces_within_1e_5_or_the_machine_says_it_does_not(tmp
     foreign = check.model_copy(update={"fingerprint": {**check.fingerprint, "cpu": "another cpu"}})
     cache.write_text(foreign.model_dump_json())
     assert cached_check(cache) is None
-    if not check.reproduces:
-        assert "NOT bit-for-bit" in describe(check)
-        pytest.xfail(
-            f"this CPU's float32 path is not the reference one: {len(check.differing)}/17 vectors differ "
-            f"by up to {check.max_abs_diff:.4f} ({check.fingerprint})"
-        )
-    assert "bit-for-bit the authors' scorer (17/17" in describe(check)
+    if check.reproduces:
+        assert "bit-for-bit the authors' scorer (17/17" in describe(check)
+        return
+    # This CPU's float32 path is not the reference one. What holds here still: gapeval says so, the
+    # vectors that reproduce do (compare() lists only the others), and every other difference lies
+    # within that case's own fragility, i.e. the CPU is one more 1e-6 perturbation of an ill-posed fit.
+    assert "NOT bit-for-bit" in describe(check)
+    assert len(check.differing) < 17
+    for name, diff in check.differing.items():
+        rows = VECTORS[name]["rows"]
+        frag = fragility(rows, reference_gap(rows), n=6, workers=2)
+        band = max(*frag.max_abs_change, frag.mean_max_abs_change)
+        assert diff <= band, f"{name}: differs by {diff:.6f}, beyond its fragility {band:.6f}"
 
 
 def test_rows_are_validated_like_the_reference() -> None:

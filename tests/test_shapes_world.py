@@ -6,13 +6,15 @@ import zlib
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from gapeval.items import Category, Direction
 from gapeval.judges.base import JudgeTask
-from gapeval.judges.scene import SceneJudge
+from gapeval.judges.scene import SceneJudge, check_scene, judge_image
 from gapeval.records import OutputRecord, OutputStatus, VerdictStatus
 from gapeval.suites import load_suite
 from gapeval.suites.shapes import SHAPES_SUITES, build, spec_dict, spec_to_item, specs, tasks, world
+from gapeval.testing.hostile_images import KINDS, hostile_image
 from gapeval.toy.tokenizer import ImageTokenizer
 
 
@@ -149,3 +151,44 @@ def test_scene_judge_abstains_outside_its_world(sample_tree) -> None:
     suite = load_suite(str(sample_tree))
     d = SceneJudge().judge_batch([_task(suite.items[0], Direction.UND, text="3")])
     assert d[0].status is VerdictStatus.ABSTAIN
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_exact_judge_passes_nothing_that_is_no_picture_of_the_world(kind, tmp_path, monkeypatch) -> None:
+    # 300 images of each kind against every generation check of the mini suite: no false pass. A white
+    # canvas reads as the empty grid, so it may pass only where the empty grid is the right answer.
+    monkeypatch.setenv("GAPEVAL_HOME", str(tmp_path))
+    checks = [
+        (i.refs.structured["gen_check"], i.refs.structured["gen_target"])
+        for i in load_suite("shapes-v1-mini").items
+    ]
+    rng = np.random.default_rng(KINDS.index(kind))
+    false = 0
+    for _ in range(300):
+        img = hostile_image(kind, rng)
+        scene, unreadable = world.read(img)
+        # the judge's own path on one check; an unreadable image fails every check the same way
+        assert judge_image(checks[0][0], img)[0] is (not unreadable and check_scene(checks[0][0], scene)[0])
+        if kind != "white":
+            assert unreadable
+            continue
+        for check, target in checks:
+            ok = check_scene(check, scene)[0]
+            false += ok and not all(c is None for c in target)
+    assert false == 0
+    # and an always-black model fails even the checks that look at one cell only
+    black = hostile_image("black", rng)
+    at_checks = [c for c, _ in checks if c["type"] == "at"]
+    assert at_checks and not any(judge_image(c, black)[0] for c in at_checks)
+
+
+def test_the_judge_still_passes_the_worlds_own_pictures_at_any_size(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("GAPEVAL_HOME", str(tmp_path))
+    rng = np.random.default_rng(3)
+    for item in load_suite("shapes-v1-mini").items:
+        ref = item.refs.structured
+        target = tuple(tuple(o) if o else None for o in ref["gen_target"])
+        for side in (48, 96, 512):
+            img = world.render(target, rng).resize((side, side), Image.Resampling.BICUBIC)
+            ok, reason, _ = judge_image(ref["gen_check"], img)
+            assert ok, (item.id, side, reason)

@@ -758,6 +758,26 @@ def demo_cmd(
     _guard(go)
 
 
+@app.command("report")
+def report_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    kind: Annotated[
+        list[str] | None,
+        typer.Option("--kind", "-k", help="Report kinds (registry names; default markdown)."),
+    ] = None,
+    fragility_n: Annotated[int, typer.Option("--fragility", help="Perturbed refits for ±frag (0: off).")] = 6,
+    n_boot: Annotated[int, typer.Option("--boot", help="Bootstrap resamples for the MIRT CIs.")] = 200,
+) -> None:
+    """Write a run's reports from its stored verdicts (never re-runs or re-judges)."""
+    from gapeval import api
+
+    def go() -> None:
+        for path in api.report(run_dir, kinds=kind or ["markdown"], fragility_n=fragility_n, n_boot=n_boot):
+            out.print(f"report: {path}", markup=False)
+
+    _guard(go)
+
+
 toy_app = typer.Typer(no_args_is_help=True, help="The built-in unified model.")
 app.add_typer(toy_app, name="toy")
 

@@ -72,9 +72,10 @@ def _vertices(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, f
     ]
 
 
-def _draw(
+def draw_shape(
     pen: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, fill: tuple[int, ...]
 ) -> None:
+    """Draw one shape of radius ``r`` centred on (cx, cy)."""
     if shape == "circle":
         pen.ellipse((cx - r, cy - r, cx + r, cy + r), fill=fill)
     else:
@@ -101,7 +102,7 @@ def render(scene: Scene, rng: np.random.Generator | None = None) -> Image.Image:
             fill = tuple(
                 min(255, max(0, c + int(rng.integers(-_COLOUR_JITTER, _COLOUR_JITTER + 1)))) for c in fill
             )
-        _draw(pen, shape, cx, cy, r, fill)
+        draw_shape(pen, shape, cx, cy, r, fill)
     return img
 
 
@@ -114,7 +115,7 @@ def _templates() -> tuple[np.ndarray, np.ndarray]:
             for dx in np.linspace(-_OFFSET, _OFFSET, 5):
                 for dy in np.linspace(-_OFFSET, _OFFSET, 5):
                     img = Image.new("L", (CELL, CELL), 0)
-                    _draw(
+                    draw_shape(
                         ImageDraw.Draw(img), shape, CELL / 2 - 0.5 + dx, CELL / 2 - 0.5 + dy, float(r), (255,)
                     )
                     masks.append(np.asarray(img, dtype=np.float32).reshape(-1) / 255.0)

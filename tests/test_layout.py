@@ -1,0 +1,83 @@
+"""The layout is a picture of the data flow: no import cycle between packages, scoring free of storage."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+import gapeval
+
+SRC = Path(gapeval.__file__).resolve().parent
+
+
+def _node(module: str) -> str:
+    """gapeval.scoring.joint -> scoring; gapeval.store -> store; gapeval -> gapeval."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else parts[0]
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Package -> the gapeval packages its modules import (lazy imports inside functions included)."""
+    graph: dict[str, set[str]] = defaultdict(set)
+    for path in SRC.rglob("*.py"):
+        rel = path.relative_to(SRC.parent).with_suffix("")
+        module = ".".join(p for p in rel.parts if p != "__init__")
+        here = _node(module)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                base = node.module
+                targets = [f"{base}.{a.name}" for a in node.names] if base == "gapeval" else [base]
+            for t in targets:
+                if t == "gapeval" or t.startswith("gapeval."):
+                    there = _node(t)
+                    if there != here:
+                        graph[here].add(there)
+                elif t.split(".")[0] == "sqlite3":
+                    graph[here].add("sqlite3")
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(n: str) -> list[str] | None:
+        state[n] = 1
+        stack.append(n)
+        for m in sorted(graph.get(n, ())):
+            if state.get(m) == 1:
+                return [*stack[stack.index(m) :], m]
+            if m not in state and (found := visit(m)):
+                return found
+        stack.pop()
+        state[n] = 2
+        return None
+
+    for n in sorted(graph):
+        if n not in state and (found := visit(n)):
+            return found
+    return None
+
+
+def test_no_import_cycle_between_packages() -> None:
+    graph = import_graph()
+    assert "scoring" in graph and "judges" in graph  # the walk saw the code
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+
+
+def test_scoring_imports_neither_the_store_nor_sqlite() -> None:
+    deps = import_graph()["scoring"]
+    assert "store" not in deps and "sqlite3" not in deps, deps
+
+
+def test_dependencies_point_down_the_flow() -> None:
+    graph = import_graph()
+    # suites know nothing of judges, models, stores or scores; records know only items
+    assert not graph["suites"] & {"judges", "models", "store", "scoring", "executors", "api"}
+    assert graph["records"] <= {"items"}
+    assert not graph["scoring"] & {"judges", "models", "executors", "api", "cli"}
+    assert not graph["store"] & {"judges", "models", "scoring", "executors", "api"}
