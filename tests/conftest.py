@@ -54,6 +54,12 @@ def invoke(runner: CliRunner, *args: str) -> tuple[int, str, str]:
     return res.exit_code, res.stdout, res.stderr
 
 
+def run_replay(runner: CliRunner, tree: Path, out: Path, *extra: str) -> tuple[int, str, str]:
+    """``gapeval run TREE -m replay:demo-umm -o OUT`` judged by rules (plus any extra flags), no fragility."""
+    args = ["run", str(tree), "-m", "replay:demo-umm", "-o", str(out), "-j", "rules", "--fragility", "0"]
+    return invoke(runner, *args, *extra)
+
+
 def gapeval_subprocess(*args: str, cwd: Path, **kw: object) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "gapeval", *args],

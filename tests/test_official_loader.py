@@ -6,7 +6,7 @@ import io
 
 import pytest
 from PIL import Image
-from tests.conftest import add_item, invoke
+from tests.conftest import add_item, invoke, run_replay
 
 from gapeval.errors import GapevalError
 from gapeval.items import Category
@@ -129,19 +129,7 @@ def test_bad_input_names_file_and_field(sample_tree, case) -> None:
 
 def test_cli_error_is_one_line_and_run_survives(cli, sample_tree, tmp_path) -> None:
     out = tmp_path / "run"
-    code, _, _ = invoke(
-        cli,
-        "run",
-        str(sample_tree),
-        "-m",
-        "replay:demo-umm",
-        "-o",
-        str(out),
-        "-j",
-        "rules",
-        "--fragility",
-        "0",
-    )
+    code, _, _ = run_replay(cli, sample_tree, out)
     assert code == 0
     with RunStore.open(out) as store:
         before = [o.model_dump() for o in store.outputs()]
@@ -163,20 +151,7 @@ def test_cli_error_is_one_line_and_run_survives(cli, sample_tree, tmp_path) -> N
     with RunStore.open(out) as store:
         assert [o.model_dump() for o in store.outputs()] == before
     # the good items still run with --skip-invalid, listing the skipped one
-    code, _, stderr = invoke(
-        cli,
-        "run",
-        str(sample_tree),
-        "-m",
-        "replay:demo-umm",
-        "-o",
-        str(tmp_path / "r2"),
-        "-j",
-        "rules",
-        "--skip-invalid",
-        "--fragility",
-        "0",
-    )
+    code, _, stderr = run_replay(cli, sample_tree, tmp_path / "r2", "--skip-invalid")
     assert code == 0 and "skipped:" in stderr and "data_50" in stderr
 
 

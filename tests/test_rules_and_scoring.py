@@ -8,7 +8,7 @@ import json
 
 import pytest
 from PIL import Image
-from tests.conftest import invoke
+from tests.conftest import invoke, run_replay
 
 from gapeval.items import Category, Direction, GenerationTask, ImageRef, Item, References, UnderstandingTask
 from gapeval.judges.rules import extract_option, judge_image, judge_text, stated_count
@@ -112,21 +112,7 @@ def test_joint_counts_from_item_scores() -> None:
 
 def test_sample_run_scores_end_to_end(cli, sample_tree, tmp_path) -> None:
     out = tmp_path / "r"
-    code, stdout, _ = invoke(
-        cli,
-        "run",
-        str(sample_tree),
-        "-m",
-        "replay:demo-umm",
-        "-o",
-        str(out),
-        "-j",
-        "rules",
-        "-j",
-        "recorded",
-        "--fragility",
-        "2",
-    )
+    code, stdout, _ = run_replay(cli, sample_tree, out, "-j", "recorded", "--fragility", "2")
     assert code == 0
     assert "Overall" in stdout and "±frag" in stdout and str(out) in stdout
     code, stdout, _ = invoke(

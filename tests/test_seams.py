@@ -46,10 +46,45 @@ def vlm_opts(srv: ScriptedServer, **extra: str) -> dict[str, str]:
     return {"base_url": srv.base_url, "api_key_env": "GAPEVAL_TEST_KEY", "backoff_s": "0.01", **extra}
 
 
-def write_adapter(folder: Path, body: str, name: str = "adapter.py") -> Path:
-    path = folder / name
-    path.write_text(textwrap.dedent(body))
-    return path
+ADAPTER = """
+from PIL import Image
+from gapeval.models.base import Capabilities, ImageOutput, TextOutput
+
+class Model:
+    name = "{name}"
+    capabilities = Capabilities({caps})
+    batch_size = {batch}
+
+    @classmethod
+    def from_spec(cls, arg, options, context):
+        return cls()
+
+    def describe(self):
+        return {{"family": "{name}"}}
+
+    def understand(self, requests):
+{understand}
+
+    def generate(self, requests):
+{generate}
+"""
+
+
+def write_adapter(
+    folder: Path, name: str, understand: str, generate: str, caps: str = "", batch: int = 8
+) -> str:
+    """A test adapter file; returns its model spec (``py:FILE:Model``)."""
+
+    def body(code: str) -> str:
+        return textwrap.indent(textwrap.dedent(code).strip(), " " * 8)
+
+    path = folder / f"{name}.py"
+    path.write_text(
+        ADAPTER.format(
+            name=name, caps=caps, batch=batch, understand=body(understand), generate=body(generate)
+        )
+    )
+    return f"py:{path}:Model"
 
 
 # -- verdict identity ---------------------------------------------------------------------------------
@@ -96,33 +131,15 @@ def test_editing_one_rubric_rejudges_only_what_it_governs(replay_run, monkeypatc
 
 def test_identical_outputs_in_one_pass_are_judged_once(tmp_path, home, monkeypatch) -> None:
     # Two answer samples per item that are word for word the same: one request each, both samples scored.
-    adapter = write_adapter(
+    model = write_adapter(
         tmp_path,
-        """
-        from PIL import Image
-        from gapeval.models.base import Capabilities, ImageOutput, TextOutput
-
-        class Same:
-            name = "same"
-            capabilities = Capabilities()
-
-            @classmethod
-            def from_spec(cls, arg, options, context):
-                return cls()
-
-            def describe(self):
-                return {"family": "same"}
-
-            def understand(self, requests):
-                return [TextOutput(text="two") for r in requests]
-
-            def generate(self, requests):
-                return [ImageOutput(image=Image.new("RGB", (8, 8), "white")) for r in requests]
-        """,
+        "same",
+        'return [TextOutput(text="two") for r in requests]',
+        'return [ImageOutput(image=Image.new("RGB", (8, 8), "white")) for r in requests]',
     )
     monkeypatch.setenv("GAPEVAL_TEST_KEY", KEY)
     out = tmp_path / "run"
-    api.run("shapes-v1-mini", f"py:{adapter}:Same", out=out, samples_und=2, samples_gen=1, judges=())
+    api.run("shapes-v1-mini", model, out=out, samples_und=2, samples_gen=1, judges=())
     with ScriptedServer(lambda b, n: Reply(content=PASS)) as srv:
         stats = api.judge(out, ["openai:test-vlm"], options=vlm_opts(srv))
     (st,) = stats.values()
@@ -191,36 +208,21 @@ def test_a_house_style_adapter_runs_through_py(tmp_path, home, cli) -> None:
 
 
 def test_capability_gating_failures_and_wrong_counts(tmp_path, home) -> None:
-    adapter = write_adapter(
+    model = write_adapter(
         tmp_path,
+        "flaky",
         """
-        from PIL import Image
-        from gapeval.models.base import Capabilities, ImageOutput, TextOutput
-
-        class Flaky:
-            name = "flaky"
-            capabilities = Capabilities(edits=False)
-            batch_size = 4
-
-            @classmethod
-            def from_spec(cls, arg, options, context):
-                return cls()
-
-            def describe(self):
-                return {"family": "flaky"}
-
-            def understand(self, requests):
-                if any(r.item_id.startswith("count-") for r in requests):
-                    raise RuntimeError("out of tokens")
-                if any(r.item_id.startswith("rule-") for r in requests):
-                    return [TextOutput(text="1")]  # one answer for a batch of several
-                return [TextOutput(text="1") for r in requests]
-
-            def generate(self, requests):
-                return [ImageOutput(image=Image.new("RGB", (48, 48), "white")) for r in requests]
+        if any(r.item_id.startswith("count-") for r in requests):
+            raise RuntimeError("out of tokens")
+        if any(r.item_id.startswith("rule-") for r in requests):
+            return [TextOutput(text="1")]  # one answer for a batch of several
+        return [TextOutput(text="1") for r in requests]
         """,
+        'return [ImageOutput(image=Image.new("RGB", (48, 48), "white")) for r in requests]',
+        caps="edits=False",
+        batch=4,
     )
-    res = api.run("shapes-v1-mini", f"py:{adapter}:Flaky", out=tmp_path / "r", samples_gen=1)
+    res = api.run("shapes-v1-mini", model, out=tmp_path / "r", samples_gen=1)
     with RunStore.open(res.path) as store:
         outs = store.outputs()
         items = {i.id: i for i in res.suite.items}
@@ -254,39 +256,18 @@ def test_models_scored_on_different_items_are_flagged(tmp_path, home) -> None:
 
 
 def test_multi_sample_understanding_is_averaged_per_item(tmp_path, home) -> None:
-    adapter = write_adapter(
+    model = write_adapter(
         tmp_path,
+        "first_right",
         """
-        from PIL import Image
-        from gapeval.models.base import Capabilities, ImageOutput, TextOutput
-
-        class FirstRight:
-            name = "first-right"
-            capabilities = Capabilities()
-
-            def __init__(self, answers):
-                self.answers = answers
-
-            @classmethod
-            def from_spec(cls, arg, options, context):
-                from gapeval.suites import load_suite
-                suite = load_suite(context.suite_name)
-                return cls({i.id: i.refs.text for i in suite.items})
-
-            def describe(self):
-                return {"family": "first-right"}
-
-            def understand(self, requests):
-                # sample 0 gives the reference answer; samples 1 and 2 say nothing usable
-                return [TextOutput(text=self.answers[r.item_id] if r.sample == 0 else "") for r in requests]
-
-            def generate(self, requests):
-                return [ImageOutput(image=Image.new("RGB", (48, 48), "black")) for r in requests]
+        from gapeval.suites import load_suite
+        answers = {i.id: i.refs.text for i in load_suite("shapes-v1-mini").items}
+        # sample 0 gives the reference answer; samples 1 and 2 say nothing usable
+        return [TextOutput(text=answers[r.item_id] if r.sample == 0 else "") for r in requests]
         """,
+        'return [ImageOutput(image=Image.new("RGB", (48, 48), "black")) for r in requests]',
     )
-    res = api.run(
-        "shapes-v1-mini", f"py:{adapter}:FirstRight", out=tmp_path / "r", samples_und=3, samples_gen=1
-    )
+    res = api.run("shapes-v1-mini", model, out=tmp_path / "r", samples_und=3, samples_gen=1)
     overall = api.score([res.path], n_boot=0).runs[0].overall
     assert overall.und_n == 96 and overall.und_acc == pytest.approx(1 / 3)
     # a black image is no scene of the world: it passes nothing
@@ -294,30 +275,14 @@ def test_multi_sample_understanding_is_averaged_per_item(tmp_path, home) -> None
 
 
 def test_an_empty_direction_gives_no_gap_only_a_note_and_no_warning(tmp_path, home) -> None:
-    adapter = write_adapter(
+    model = write_adapter(
         tmp_path,
-        """
-        from gapeval.models.base import Capabilities, TextOutput
-
-        class Reader:
-            name = "reader"
-            capabilities = Capabilities(generates=False, edits=False)
-
-            @classmethod
-            def from_spec(cls, arg, options, context):
-                return cls()
-
-            def describe(self):
-                return {"family": "reader"}
-
-            def understand(self, requests):
-                return [TextOutput(text="2") for r in requests]
-
-            def generate(self, requests):
-                raise AssertionError("never asked")
-        """,
+        "reader",
+        'return [TextOutput(text="2") for r in requests]',
+        'raise AssertionError("never asked")',
+        caps="generates=False, edits=False",
     )
-    res = api.run("shapes-v1-mini", f"py:{adapter}:Reader", out=tmp_path / "r")
+    res = api.run("shapes-v1-mini", model, out=tmp_path / "r")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         scored = api.score([res.path], method="both", n_boot=20, fragility_n=0)

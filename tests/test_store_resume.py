@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import gapeval_subprocess, invoke
+from tests.conftest import gapeval_subprocess, invoke, run_replay
 
 from gapeval import api
 from gapeval.errors import GapevalError
@@ -109,22 +109,7 @@ def test_second_identical_run_does_no_work(sample_tree, tmp_path) -> None:
 
 def test_rejudge_reuses_outputs_and_caches_verdicts(cli, sample_tree, tmp_path) -> None:
     out = tmp_path / "r"
-    assert (
-        invoke(
-            cli,
-            "run",
-            str(sample_tree),
-            "-m",
-            "replay:demo-umm",
-            "-o",
-            str(out),
-            "-j",
-            "rules",
-            "--fragility",
-            "0",
-        )[0]
-        == 0
-    )
+    assert run_replay(cli, sample_tree, out)[0] == 0
     code, stdout, _ = invoke(cli, "judge", str(out), "--judge", "rules", "--judge", "recorded", "--json")
     assert code == 0
     first = json.loads(stdout)

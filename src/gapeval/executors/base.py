@@ -137,25 +137,19 @@ def plan(store: RunStore, items: Sequence[Item], *, retry_failed: bool = True) -
                 ):
                     done += 1
                     continue
-                if direction is Direction.UND:
-                    unit = WorkUnit(
+                und = direction is Direction.UND
+                edit = item.gen.input_image
+                units.append(
+                    WorkUnit(
                         item_id=item.id,
                         direction=direction,
                         sample=sample,
                         seed=rec.seed,
-                        prompt=item.und.prompt,
-                        images=tuple(r.sha256 for r in item.und.images),
+                        prompt=item.und.prompt if und else item.gen.prompt,
+                        images=tuple(r.sha256 for r in item.und.images) if und else (),
+                        input_image=edit.sha256 if edit is not None and not und else None,
                     )
-                else:
-                    unit = WorkUnit(
-                        item_id=item.id,
-                        direction=direction,
-                        sample=sample,
-                        seed=rec.seed,
-                        prompt=item.gen.prompt,
-                        input_image=item.gen.input_image.sha256 if item.gen.input_image else None,
-                    )
-                units.append(unit)
+                )
     return Plan(units=units, already_done=done, total=done + len(units))
 
 

@@ -16,7 +16,9 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import warnings
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,10 +122,46 @@ def _boot_job(args: tuple[np.ndarray, MirtFit, list[np.ndarray], int, int]) -> t
     return np.asarray(gaps), fallback
 
 
+@contextmanager
+def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
+    """Processes for bootstrap jobs, started once (each spawn costs about a second of imports).
+
+    One BLAS thread per worker: two workers with multi-threaded BLAS each oversubscribe the cores
+    (measured: 48 s instead of a few for 200 resamples on 2 cores). Fresh (spawned) workers read it.
+    """
+    if workers <= 1:
+        yield None
+        return
+    saved = {k: os.environ.get(k) for k in _BLAS_VARS}
+    os.environ.update(dict.fromkeys(_BLAS_VARS, "1"))
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+            yield pool
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def bootstrap(
-    data: Responses, base: MirtFit, n_boot: int = 200, seed: int = 0, workers: int = 1
+    data: Responses,
+    base: MirtFit,
+    n_boot: int = 200,
+    seed: int = 0,
+    workers: int = 1,
+    pool: ProcessPoolExecutor | None = None,
 ) -> tuple[np.ndarray, int]:
     """Gaps refitted on ``n_boot`` resamples of questions (stratified by category).
+
+    Args:
+        data: The responses.
+        base: The fit to refit from (with its Hessian).
+        n_boot: Resamples.
+        seed: Seed of the resampling.
+        workers: How many jobs to split the resamples into.
+        pool: Processes to run the jobs in (see :func:`worker_pool`); one is started if needed.
 
     Returns:
         (n_boot, M) gaps, and how many resamples needed a full optimisation instead of Newton steps.
@@ -137,20 +175,12 @@ def bootstrap(
     jobs = [(data.y, base, strata, seed * 1000 + k, n) for k, n in enumerate(per) if n]
     if len(jobs) == 1:
         results = [_boot_job(jobs[0])]
+    elif pool is not None:
+        results = list(pool.map(_boot_job, jobs))
     else:
-        # One BLAS thread per worker: two workers with multi-threaded BLAS each oversubscribe the cores
-        # (measured: 48 s instead of a few for 200 resamples on 2 cores). Fresh (spawned) workers read it.
-        saved = {k: os.environ.get(k) for k in _BLAS_VARS}
-        os.environ.update(dict.fromkeys(_BLAS_VARS, "1"))
-        try:
-            with ProcessPoolExecutor(max_workers=len(jobs), mp_context=mp.get_context("spawn")) as pool:
-                results = list(pool.map(_boot_job, jobs))
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        with worker_pool(len(jobs)) as own:
+            assert own is not None
+            results = list(own.map(_boot_job, jobs))
     return np.concatenate([g for g, _ in results]), sum(f for _, f in results)
 
 
@@ -179,57 +209,58 @@ def analyse(
     estimates: list[GapEstimate] = []
     fits: list[FitInfo] = []
     overall: MirtFit | None = None
-    for grp in groups:
-        res = fit(grp.data)
-        overall = overall or res
-        fits.append(
-            FitInfo(
-                group=grp.name,
-                n_models=len(data.models),
-                n_questions=len(grp.data.items),
-                structure=res.structure,
-                loglik=res.loglik,
-                grad_norm=res.grad_norm,
-                converged=res.converged,
-                iterations=res.iterations,
-                sd_und=float(res.sd[0]),
-                sd_gen=float(res.sd[1]),
-                rho=float(res.rho),
-            )
-        )
-        lo = hi = None
-        if n_boot > 0:
-            boots, _ = bootstrap(grp.data, res, n_boot, seed, workers)
-            alpha = (1 - ci) / 2
-            lo, hi = np.quantile(boots, alpha, axis=0), np.quantile(boots, 1 - alpha, axis=0)
-        z = float(norm.ppf(0.5 + ci / 2))
-        n10, n01 = discordant(grp.data.y)
-        # A direction answered all right (or all wrong) has no finite ML ability: the prior bounds it.
-        shares = np.nanmean(grp.data.y, axis=1)
-        boundary = np.any((shares <= 0.0) | (shares >= 1.0), axis=1)
-        for m, name in enumerate(data.models):
-            k10, k01 = round(float(n10[m])), round(float(n01[m]))
-            p = binomtest(k10, k10 + k01, 0.5).pvalue if k10 + k01 else 1.0
-            gap = float(res.gap[m])
-            estimates.append(
-                GapEstimate(
-                    model=name,
+    with worker_pool(workers if n_boot > 0 else 1) as pool:
+        for grp in groups:
+            res = fit(grp.data)
+            overall = overall or res
+            fits.append(
+                FitInfo(
                     group=grp.name,
-                    theta_und=float(res.theta[m, 0]),
-                    theta_gen=float(res.theta[m, 1]),
-                    gap=gap,
-                    se=None if res.se_gap is None else float(res.se_gap[m]),
-                    wald_low=None if res.se_gap is None else gap - z * float(res.se_gap[m]),
-                    wald_high=None if res.se_gap is None else gap + z * float(res.se_gap[m]),
-                    ci_low=None if lo is None else float(lo[m]),
-                    ci_high=None if hi is None else float(hi[m]),
-                    gap01=abs(gap) / (1 + abs(gap)),
-                    n10=k10,
-                    n01=k01,
-                    p_nogap=float(p),
-                    at_boundary=bool(boundary[m]),
+                    n_models=len(data.models),
+                    n_questions=len(grp.data.items),
+                    structure=res.structure,
+                    loglik=res.loglik,
+                    grad_norm=res.grad_norm,
+                    converged=res.converged,
+                    iterations=res.iterations,
+                    sd_und=float(res.sd[0]),
+                    sd_gen=float(res.sd[1]),
+                    rho=float(res.rho),
                 )
             )
+            lo = hi = None
+            if n_boot > 0:
+                boots, _ = bootstrap(grp.data, res, n_boot, seed, workers, pool)
+                alpha = (1 - ci) / 2
+                lo, hi = np.quantile(boots, alpha, axis=0), np.quantile(boots, 1 - alpha, axis=0)
+            z = float(norm.ppf(0.5 + ci / 2))
+            n10, n01 = discordant(grp.data.y)
+            # A direction answered all right (or all wrong) has no finite ML ability: the prior bounds it.
+            shares = np.nanmean(grp.data.y, axis=1)
+            boundary = np.any((shares <= 0.0) | (shares >= 1.0), axis=1)
+            for m, name in enumerate(data.models):
+                k10, k01 = round(float(n10[m])), round(float(n01[m]))
+                p = binomtest(k10, k10 + k01, 0.5).pvalue if k10 + k01 else 1.0
+                gap = float(res.gap[m])
+                estimates.append(
+                    GapEstimate(
+                        model=name,
+                        group=grp.name,
+                        theta_und=float(res.theta[m, 0]),
+                        theta_gen=float(res.theta[m, 1]),
+                        gap=gap,
+                        se=None if res.se_gap is None else float(res.se_gap[m]),
+                        wald_low=None if res.se_gap is None else gap - z * float(res.se_gap[m]),
+                        wald_high=None if res.se_gap is None else gap + z * float(res.se_gap[m]),
+                        ci_low=None if lo is None else float(lo[m]),
+                        ci_high=None if hi is None else float(hi[m]),
+                        gap01=abs(gap) / (1 + abs(gap)),
+                        n10=k10,
+                        n01=k01,
+                        p_nogap=float(p),
+                        at_boundary=bool(boundary[m]),
+                    )
+                )
     for est, adj in zip(estimates, holm([e.p_nogap for e in estimates]), strict=True):
         est.p_adjusted = adj
     assert overall is not None
