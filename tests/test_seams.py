@@ -291,10 +291,16 @@ def test_an_empty_direction_gives_no_gap_only_a_note_and_no_warning(tmp_path, ho
     assert any("no identified gap" in n and "generation" in n for n in scored.notes)
 
 
-def test_a_judged_run_with_nothing_judged_says_so(tmp_path, home) -> None:
+def test_a_run_with_nothing_judged_is_not_scored_as_if_it_had_a_result(tmp_path, home, cli) -> None:
     res = api.run("shapes-v1-mini", f"py:{EXAMPLE}:MyModel", out=tmp_path / "r", judges=())
-    scored = api.score([res.path], n_boot=0)
-    assert scored.mirt is None and any("not been judged" in n for n in scored.notes)
+    with pytest.raises(GapevalError, match="nothing to score: it has not been judged"):
+        api.score([res.path], n_boot=0)
+    code, out, err = invoke(cli, "score", str(res.path))
+    assert code == 2 and "nothing to score" in err and "gap" not in out.lower()
+    # beside a judged run it is a note, not an error
+    judged = api.run("shapes-v1-mini", f"py:{EXAMPLE}:MyModel", out=tmp_path / "j")
+    scored = api.score([judged.path, res.path], n_boot=0)
+    assert any("not been judged" in n for n in scored.notes)
 
 
 # -- judges ---------------------------------------------------------------------------------------------

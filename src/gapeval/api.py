@@ -164,14 +164,16 @@ def run(
     store: RunStore | None = None
     resumed = (path / "manifest.json").exists()
     if resumed:
-        store, _ = RunStore.open_or_create(path, spec)
+        store, _ = RunStore.open_or_create(path, spec, command=f"gapeval run -m {model}")
         manifest = store.manifest()
     else:
         manifest = _draft_manifest(spec, label or "", executor)
     try:
         chain = _judges(chain_specs, loaded, manifest, judge_options)
         if store is None:
-            store = RunStore.create(path, spec, label=label or "", executor=executor)
+            store = RunStore.create(
+                path, spec, label=label or "", executor=executor, command=f"gapeval run -m {model}"
+            )
             store.update_manifest(suite_source=str(suite) if isinstance(suite, str) else loaded.root)
             store.put_items(loaded.items)
         elif label is not None and label != manifest.label:
@@ -257,6 +259,8 @@ def judge(
         raise GapevalError("name at least one judge", field="--judge")
     store = run_dir if isinstance(run_dir, RunStore) else RunStore.open(run_dir)
     try:
+        if not isinstance(run_dir, RunStore):
+            store.lock("gapeval judge")
         loaded = suite or suite_of(store, suite_source)
         chain = _judges(judges, loaded, store.manifest(), options)
         return judge_run(store, loaded, chain, progress=progress)
@@ -356,6 +360,13 @@ def score(
             notes.append(f"{name}: the run has not been judged yet (gapeval judge RUN -j JUDGE)")
         elif s.overall.und_n + s.overall.gen_n == 0:
             notes.append(f"{name}: nothing is judged by {', '.join(order)}: no score")
+    if responses is None and all(s.overall.und_n + s.overall.gen_n == 0 for s in scored):
+        # Nothing decided anywhere: a table of dashes and a gap of zero would look like a result.
+        first = records[0]
+        hint = "it has not been judged" if not first.manifest.judge_chain else "its judges decided no output"
+        raise GapevalError(
+            f"nothing to score: {hint}; run gapeval judge RUN -j JUDGE", file=first.path, field="verdicts"
+        )
     notes += _coverage_notes(records, names, scored, unsupported_as_wrong)
     want_reference = method in ("reference", "both")
     gap = want_reference and has_torch()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import warnings
 from pathlib import Path
 
 from PIL import Image
@@ -13,13 +15,50 @@ from gapeval.errors import GapevalError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 
-def safe_join(root: Path, relative: str, *, file: Path, field: str) -> Path:
-    """Resolve ``relative`` under ``root``, refusing paths that escape it.
+#: Largest decoded image gapeval accepts (pixels); a bigger one is refused before it is decoded, so a
+#: decompression bomb costs nothing. ``GAPEVAL_MAX_IMAGE_PIXELS`` changes it.
+DEFAULT_MAX_PIXELS = 50_000_000
+
+
+def max_pixels() -> int:
+    """The decoded-size cap in force (``GAPEVAL_MAX_IMAGE_PIXELS``, default 50 megapixels)."""
+    value = os.environ.get("GAPEVAL_MAX_IMAGE_PIXELS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_MAX_PIXELS
+
+
+def contained(path: Path, root: Path, *, file: str | Path, field: str) -> Path:
+    """``path`` resolved (links followed), refused unless it lies inside ``root``.
 
     Raises:
-        GapevalError: The path is absolute or leads outside ``root``.
+        GapevalError: The path, or a link on the way to it, leads outside ``root``.
 
     """
+    real_root = root.resolve()
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError) as exc:  # a link loop
+        raise GapevalError(
+            f"{path.name!r} cannot be resolved ({exc.__class__.__name__})", file=file, field=field
+        ) from exc
+    if not real.is_relative_to(real_root):
+        what = "a link" if path.is_symlink() or real != path.absolute() else "a path"
+        raise GapevalError(
+            f"{path} is {what} to {real}, outside the dataset root {real_root}; refused",
+            file=file,
+            field=field,
+        )
+    return real
+
+
+def safe_join(root: Path, relative: str, *, file: Path, field: str) -> Path:
+    """Resolve ``relative`` under ``root``, refusing paths (and links) that escape it.
+
+    Raises:
+        GapevalError: The path is absolute, holds a NUL byte, or leads outside ``root``.
+
+    """
+    if "\0" in relative:
+        raise GapevalError("image path holds a NUL byte", file=file, field=field)
     root = root.resolve()
     candidate = (root / relative).resolve()
     if not candidate.is_relative_to(root):
@@ -28,20 +67,36 @@ def safe_join(root: Path, relative: str, *, file: Path, field: str) -> Path:
 
 
 def verify_image(path: Path, *, file: Path, field: str) -> None:
-    """Fully decode an image so that truncated or corrupt files fail now, not in a model.
+    """Decode an image fully so that truncated or corrupt files fail now, not in a model.
+
+    The size in its header is checked against :func:`max_pixels` before anything is decoded.
 
     Raises:
-        GapevalError: Missing, unreadable, truncated or not an image.
+        GapevalError: Missing, unreadable, truncated, too large, or not an image.
 
     """
     if not path.is_file():
-        raise GapevalError(f"image {path} does not exist", file=file, field=field)
+        raise GapevalError(f"image {path} does not exist or is not a file", file=file, field=field)
+    cap = max_pixels()
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():  # our cap governs; Pillow's own bomb warning is not news
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
+            width, height = img.size
+            if width * height > cap:
+                raise GapevalError(
+                    f"image {path} is {width}x{height} ({width * height / 1e6:.0f} megapixels), over the "
+                    f"{cap / 1e6:.0f}-megapixel cap (GAPEVAL_MAX_IMAGE_PIXELS)",
+                    file=file,
+                    field=field,
+                )
             img.load()
+    except GapevalError:
+        raise
     except Exception as exc:  # PIL raises many types for bad files
         raise GapevalError(
-            f"image {path} is unreadable or truncated ({exc})", file=file, field=field
+            f"image {path} is unreadable or truncated ({exc.__class__.__name__})", file=file, field=field
         ) from exc
 
 

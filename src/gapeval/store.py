@@ -19,6 +19,7 @@ import fcntl  # POSIX: the manifest's read-modify-write is serialised between pr
 import json
 import os
 import platform
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,7 +27,7 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from gapeval.errors import GapevalError
 from gapeval.images import sha256_bytes
@@ -106,6 +107,52 @@ def git_revision() -> str | None:
     return res.stdout.strip() + ("-dirty" if dirty else "")
 
 
+def _check_database(db: Path, run: Path) -> None:
+    """Refuse, before SQLite touches it, a database file that is empty or not SQLite at all."""
+    try:
+        with db.open("rb") as fh:
+            head = fh.read(16)
+    except OSError as exc:
+        raise GapevalError(f"run.sqlite is unreadable ({exc.strerror})", file=db) from exc
+    if not head:
+        raise GapevalError(
+            "run.sqlite is empty (0 bytes); nothing was changed: restore it from a copy, or run into a "
+            "new --out",
+            file=db,
+        )
+    if head != b"SQLite format 3\x00":
+        raise GapevalError(
+            "run.sqlite is not a SQLite database; nothing was changed: restore it from a copy, or run into a "
+            "new --out",
+            file=db,
+        )
+
+
+def _acquire(root: Path, command: str) -> IO[str]:
+    """An exclusive, non-blocking lock on ``RUN/.lock``, with who holds it written inside."""
+    fh = (root / ".lock").open("a+")
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise GapevalError(
+            f"is in use by {holder}; one writer at a time: wait for it to finish, or pick another --out",
+            file=root,
+        ) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()} on {socket.gethostname()} ({command}, since {now()})\n")
+    fh.flush()
+    return fh
+
+
+def _release(fh: IO[str]) -> None:
+    fcntl.flock(fh, fcntl.LOCK_UN)
+    fh.close()
+
+
 def _write_atomic(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     tmp.write_bytes(data)
@@ -119,21 +166,46 @@ class RunStore:
     resume when the spec matches.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, new: bool = False) -> None:
         self.path = path
         self.manifest_path = path / "manifest.json"
         self.images_dir = path / "images"
-        self._db = sqlite3.connect(path / "run.sqlite", timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL is durable against process crashes (kill -9) in WAL mode; only power loss can drop
-        # the last commits.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
-        for table, columns in _ADDED_COLUMNS.items():
-            have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
-            for name, decl in columns.items():
-                if name not in have:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+        self._lock_fh: IO[str] | None = None
+        db_path = path / "run.sqlite"
+        if not new:
+            _check_database(db_path, path)
+        try:
+            self._db = sqlite3.connect(db_path, timeout=30, isolation_level=None)
+            # Read before anything writes (switching to WAL rewrites the header): a database that is
+            # not a run's is left exactly as it was.
+            if (
+                not new
+                and not self._db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name='outputs'"
+                ).fetchone()
+            ):
+                self._db.close()
+                raise GapevalError(
+                    "run.sqlite holds no gapeval tables (emptied or replaced); nothing was changed: "
+                    "restore it from a copy, or run into a new --out",
+                    file=db_path,
+                )
+            self._db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable against process crashes (kill -9) in WAL mode; only power loss can drop
+            # the last commits.
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            for table, columns in _ADDED_COLUMNS.items():
+                have = {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}
+                for name, decl in columns.items():
+                    if name not in have:
+                        self._db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+        except sqlite3.DatabaseError as exc:
+            raise GapevalError(
+                f"run.sqlite is damaged ({exc}); nothing was changed: restore it from a copy, or run into a "
+                "new --out",
+                file=db_path,
+            ) from exc
 
     # -- lifecycle ---------------------------------------------------------------------------------
     @classmethod
@@ -145,80 +217,160 @@ class RunStore:
         *,
         label: str = "",
         executor: str = "local",
+        command: str = "gapeval",
     ) -> RunStore:
-        """Make a new run directory (it must not hold a run already)."""
+        """Make a new run directory, owned (locked) by this process.
+
+        Raises:
+            GapevalError: The folder holds a run (or a run database without its manifest), holds files
+                that are not a run, or another process is creating a run there.
+
+        """
         root = Path(path)
-        if (root / "manifest.json").exists():
-            raise GapevalError("already holds a run; use it to resume or pick another --out", file=root)
+        if root.exists() and not root.is_dir():
+            raise GapevalError("exists and is not a folder; pick another --out", file=root)
+        if root.is_dir() and not (root / "manifest.json").exists() and not (root / "run.sqlite").exists():
+            strangers = [
+                p.name for p in root.iterdir() if p.name not in (".lock", ".manifest.lock", "images")
+            ]
+            if strangers:
+                raise GapevalError(
+                    f"exists and is not a gapeval run (holds {strangers[0]!r}); gapeval writes only into "
+                    "a new or empty folder: pick another --out",
+                    file=root,
+                )
         root.mkdir(parents=True, exist_ok=True)
-        (root / "images").mkdir(exist_ok=True)
-        manifest = RunManifest(
-            run_id=uuid.uuid4().hex,
-            spec=spec,
-            label=label,
-            executor=executor,
-            model_description=model_description or {},
-            created_at=now(),
-            versions=package_versions(),
-            git_revision=git_revision(),
-            platform=platform.platform(),
-        )
-        store = cls(root)
+        lock = _acquire(root, command)
+        try:
+            if (root / "manifest.json").exists():
+                raise GapevalError("already holds a run; use it to resume or pick another --out", file=root)
+            if (root / "run.sqlite").exists():
+                raise GapevalError(
+                    "holds a run database but no manifest.json (lost or deleted): refusing to adopt its "
+                    "outputs for another run; restore the manifest, or pick another --out",
+                    file=root,
+                )
+            (root / "images").mkdir(exist_ok=True)
+            manifest = RunManifest(
+                run_id=uuid.uuid4().hex,
+                spec=spec,
+                label=label,
+                executor=executor,
+                model_description=model_description or {},
+                created_at=now(),
+                versions=package_versions(),
+                git_revision=git_revision(),
+                platform=platform.platform(),
+            )
+            store = cls(root, new=True)
+        except BaseException:
+            _release(lock)
+            raise
+        store._lock_fh = lock
         store._db.execute("INSERT OR REPLACE INTO run_meta VALUES ('run_id', ?)", (manifest.run_id,))
         store.write_manifest(manifest)
         return store
 
     @classmethod
     def open(cls, path: str | Path) -> RunStore:
-        """Open an existing run directory."""
+        """Open an existing run directory (for reading, or for writing after :meth:`lock`).
+
+        Raises:
+            GapevalError: Not a run directory, a damaged database, or a manifest of another run.
+
+        """
         root = Path(path)
+        if not (root / "manifest.json").is_file() and (root / "run.sqlite").is_file():
+            raise GapevalError(
+                "holds a run database but no manifest.json (lost or deleted): restore the manifest; "
+                "gapeval will not guess what the outputs belong to",
+                file=root,
+            )
         if not (root / "manifest.json").is_file() or not (root / "run.sqlite").is_file():
             raise GapevalError("not a run directory (manifest.json or run.sqlite missing)", file=root)
         store = cls(root)
-        store.manifest()  # validates
+        try:
+            manifest = store.manifest()  # validates
+            row = store._db.execute("SELECT value FROM run_meta WHERE key='run_id'").fetchone()
+            if row is None:
+                # Version 1 kept the run id in the manifest only: record it in the database now.
+                store._db.execute("INSERT INTO run_meta VALUES ('run_id', ?)", (manifest.run_id,))
+            elif row[0] != manifest.run_id:
+                raise GapevalError(
+                    f"manifest.json is of run {manifest.run_id[:12]}, but run.sqlite holds run "
+                    f"{row[0][:12]}: they do not belong together; restore the run's own manifest",
+                    file=store.manifest_path,
+                    field="run_id",
+                )
+        except BaseException:
+            store.close()
+            raise
         return store
+
+    def lock(self, command: str = "gapeval") -> None:
+        """Become the run directory's one writer until :meth:`close` (released on a crash too).
+
+        Raises:
+            GapevalError: Another process holds it, named with its pid, command and start time.
+
+        """
+        if self._lock_fh is None:
+            self._lock_fh = _acquire(self.path, command)
 
     @classmethod
     def open_or_create(
-        cls, path: str | Path, spec: RunSpec, model_description: dict[str, Any] | None = None
+        cls,
+        path: str | Path,
+        spec: RunSpec,
+        model_description: dict[str, Any] | None = None,
+        *,
+        command: str = "gapeval",
     ) -> tuple[RunStore, bool]:
-        """Resume the run at ``path`` if its spec matches, else create it.
+        """Resume the run at ``path`` if its spec matches, else create it; either way, lock it.
 
         Returns:
             The store and whether it resumed an existing run.
 
         Raises:
-            GapevalError: ``path`` holds a run of a different spec (naming the first differing field).
+            GapevalError: ``path`` holds a run of a different spec (naming the first differing field),
+                is in use by another process, or is not a run directory.
 
         """
         root = Path(path)
         if not (root / "manifest.json").exists():
-            return cls.create(root, spec, model_description), False
+            return cls.create(root, spec, model_description, command=command), False
         store = cls.open(root)
-        old = store.manifest().spec
-        if (
-            not old.model_identity
-            and spec.model_identity
-            and old.model_copy(update={"model_identity": spec.model_identity}) == spec
-        ):
-            # A version-1 run recorded no identity: adopt the current one, and say so in the history.
-            store.update_manifest(spec=spec)
-            store.log("identity_adopted", {"model_identity": spec.model_identity})
-            return store, True
-        diff = old.first_difference(spec)
-        if diff is not None:
+        try:
+            store.lock(command)
+            old = store.manifest().spec
+            if (
+                not old.model_identity
+                and spec.model_identity
+                and old.model_copy(update={"model_identity": spec.model_identity}) == spec
+            ):
+                # A version-1 run recorded no identity: adopt the current one, and say so in the history.
+                store.update_manifest(spec=spec)
+                store.log("identity_adopted", {"model_identity": spec.model_identity})
+                return store, True
+            diff = old.first_difference(spec)
+            if diff is not None:
+                raise GapevalError(
+                    f"holds a run of a different spec ({diff}: {getattr(old, diff)!r} != "
+                    f"{getattr(spec, diff)!r}); pick another --out",
+                    file=root / "manifest.json",
+                    field=f"spec.{diff}",
+                )
+        except BaseException:
             store.close()
-            raise GapevalError(
-                f"holds a run of a different spec ({diff}: {getattr(old, diff)!r} != "
-                f"{getattr(spec, diff)!r}); pick another --out",
-                file=root / "manifest.json",
-                field=f"spec.{diff}",
-            )
+            raise
         return store, True
 
     def close(self) -> None:
-        """Close the database."""
+        """Close the database and give up ownership."""
         self._db.close()
+        if self._lock_fh is not None:
+            _release(self._lock_fh)
+            self._lock_fh = None
 
     def __enter__(self) -> RunStore:
         return self

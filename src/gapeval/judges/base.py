@@ -96,15 +96,25 @@ class JudgeUsage:
     tokens_in: int = 0
     tokens_out: int = 0
     wall_s: float = 0.0
+    capped_waits: int = 0
 
 
 @dataclass(frozen=True)
 class JudgeContext:
-    """What a judge may use when it is built: the suite, the run's manifest, and its options."""
+    """What a judge may use when it is built.
+
+    Attributes:
+        suite: The suite.
+        manifest: The run's manifest.
+        options: The judge's options.
+        notify: Where to say what a slow or failing endpoint is doing (a retry and why), if anywhere.
+
+    """
 
     suite: Suite
     manifest: RunManifest
     options: dict[str, str] = field(default_factory=dict)
+    notify: Callable[[str], None] | None = None
 
 
 @runtime_checkable
@@ -210,6 +220,7 @@ class JudgeStats:
     retries: int = 0
     tokens_in: int = 0
     tokens_out: int = 0
+    capped_waits: int = 0
     protocol: str = ""
 
 
@@ -305,6 +316,7 @@ def _judge_pass(
     usage = judge.usage()
     st.requests, st.retries = usage.requests, usage.retries
     st.tokens_in, st.tokens_out = usage.tokens_in, usage.tokens_out
+    st.capped_waits = usage.capped_waits
     if usage.requests:
         store.log("judge_usage", {"judge": judge.judge_id, "cache_hits": st.cached, **vars(usage)})
     return st, undecided, spec

@@ -215,42 +215,71 @@ def balance_rubric() -> Rubric:
     return next(r for r in all_rubrics() if r.direction == "balance")
 
 
-_FENCE = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.S)
+_VERDICT_KEYS = ("verdict", "score", "judge_result", "judeg_result")
+_VERDICT_WORD = re.compile(
+    r"\b(pass(?:es|ed|ing)?|fail(?:s|ed|ing|ure)?|correct|incorrect|wrong|unchanged)\b", re.I
+)
+_FENCE_MARKS = re.compile(r"```(?:json)?", re.I)
+_DECODER = json.JSONDecoder()
+
+
+def _json_objects(reply: str) -> list[tuple[int, int, Any]]:
+    """Every top-level JSON value that starts with ``{`` in the reply, with its span."""
+    found: list[tuple[int, int, Any]] = []
+    at = reply.find("{")
+    while at != -1:
+        try:
+            value, end = _DECODER.raw_decode(reply, at)
+        except (json.JSONDecodeError, RecursionError):
+            at = reply.find("{", at + 1)
+            continue
+        found.append((at, end, value))
+        at = reply.find("{", end)
+    return found
+
+
+def _reading(value: Any) -> tuple[bool | None, str | None]:
+    if isinstance(value, bool):
+        return value, None
+    if isinstance(value, (int, float)) and value in (0, 1):
+        return bool(value), None
+    word = str(value).strip().lower()
+    if word in {"pass", "passed", "correct", "yes", "true", "1"}:
+        return True, word
+    if word in {"fail", "failed", "incorrect", "no", "false", "0", "unchanged"}:
+        return False, word
+    return None, None
 
 
 def parse_verdict(reply: str | None) -> tuple[bool | None, str, str | None]:
-    """Read a judge reply: ``(passed, reason, label)``; ``passed`` is None when the reply is unusable.
+    """Read a judge reply strictly: ``(passed, reason, label)``; ``passed`` is None when unusable.
 
-    Accepts a bare JSON object, fenced JSON, JSON with prose around it, and the legacy keys ``score``
-    and ``judge_result`` (1/0, true/false, yes/no, pass/fail). ``label`` keeps a verdict word such as
-    ``unchanged``, which fails.
+    The reply must hold exactly one JSON object with a verdict (``verdict``, or the legacy ``score`` /
+    ``judge_result``: pass/fail, 1/0, true/false, yes/no), bare or fenced, with prose around it allowed
+    only if that prose states no verdict of its own. Two verdicts, a verdict word outside the object
+    (prose saying FAIL around a quoted pass, which a model can plant in its own answer), or a value that
+    is neither pass nor fail make the reply unusable: it is retried, and after the cap it is a judge
+    failure, never a guess. ``label`` keeps a verdict word such as ``unchanged``, which fails.
     """
-    if not reply:
+    if not reply or not reply.strip():
         return None, "empty reply", None
-    candidates = [m.group(1) for m in _FENCE.finditer(reply)]
-    start, end = reply.find("{"), reply.rfind("}")
-    if start != -1 and end > start:
-        candidates.append(reply[start : end + 1])
-    candidates.insert(0, reply.strip())
-    for cand in candidates:
-        try:
-            data = json.loads(cand)
-        except json.JSONDecodeError:
-            continue
-        if not isinstance(data, dict):
-            continue
-        reason = str(data.get("reason", ""))
-        for key in ("verdict", "score", "judge_result", "judeg_result"):
-            if key in data:
-                value = data[key]
-                if isinstance(value, bool):
-                    return value, reason, None
-                if isinstance(value, (int, float)) and value in (0, 1):
-                    return bool(value), reason, None
-                word = str(value).strip().lower()
-                if word in {"pass", "passed", "correct", "yes", "true", "1"}:
-                    return True, reason, word
-                if word in {"fail", "failed", "incorrect", "no", "false", "0", "unchanged"}:
-                    return False, reason, word
-        return None, "reply JSON has no usable verdict", None
-    return None, "reply is not JSON", None
+    objects = _json_objects(reply)
+    verdicts = [
+        (start, end, data, key)
+        for start, end, data in objects
+        if isinstance(data, dict)
+        for key in [next((k for k in _VERDICT_KEYS if k in data), None)]
+        if key is not None
+    ]
+    if not verdicts:
+        return None, ("reply JSON has no usable verdict" if objects else "reply is not JSON"), None
+    if len(verdicts) > 1:
+        return None, f"{len(verdicts)} verdicts in one reply (ambiguous)", None
+    start, end, data, key = verdicts[0]
+    outside = _FENCE_MARKS.sub(" ", reply[:start] + " " + reply[end:])
+    if _VERDICT_WORD.search(outside):
+        return None, "prose around the verdict states one of its own (ambiguous)", None
+    passed, label = _reading(data[key])
+    if passed is None:
+        return None, f"verdict {str(data[key])[:40]!r} is neither pass nor fail", None
+    return passed, str(data.get("reason", "")), label

@@ -18,6 +18,8 @@ import asyncio
 import base64
 import email.utils
 import io
+import json
+import math
 import os
 import queue
 import random
@@ -39,6 +41,8 @@ from gapeval.judges.rubric import Rubric, balance_rubric, match_rubric, parse_ve
 from gapeval.records import VerdictStatus
 
 DEFAULT_MODEL = "gpt-5-mini"
+#: How outputs are put into a rubric; part of every verdict's hash, so a change re-judges.
+RENDERING = "render-v2: the model's text as a JSON string literal"
 FOLLOW_UP = "Are you sure? Think carefully."
 
 
@@ -65,6 +69,7 @@ class VLMSettings:
     timeout_s: float = 120.0
     backoff_s: float = 1.0
     max_backoff_s: float = 60.0
+    max_retry_after_s: float = 60.0
     protocol: str = "default"
     samples: int = 1
     aggregation: str = "mean"
@@ -101,14 +106,41 @@ class _Retryable(Exception):
 
 
 def _retry_after(headers: Any) -> float | None:
-    value = headers.get("retry-after") if headers is not None else None
+    """Seconds a ``Retry-After`` header asks for (a number or an HTTP date); None when absent or garbage."""
+    try:
+        value = headers.get("retry-after") if headers is not None else None
+    except Exception:  # headers of an odd type: as if absent
+        return None
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value)
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+        seconds = float(value)
+    except (TypeError, ValueError):
+        try:
+            parsed = email.utils.parsedate_to_datetime(str(value))
+            seconds = parsed.timestamp() - time.time()
+        except (TypeError, ValueError, IndexError, OverflowError, AttributeError):
+            return None
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _count(value: Any) -> int:
+    """A token count from a reply's ``usage``; anything that is not a plain number counts as 0."""
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _content(resp: Any) -> str:
+    """The reply's text, or _Retryable naming what is wrong with the reply's shape."""
+    if not isinstance(resp, dict):
+        raise _Retryable(f"reply is not a JSON object ({type(resp).__name__})")
+    choices = resp.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise _Retryable("reply has no choices")
+    message = choices[0].get("message")
+    content = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(content, str) or not content.strip():
+        raise _Retryable("reply has no content")
+    return content
 
 
 @dataclass
@@ -151,6 +183,7 @@ class VLMJudge:
             f" base_url={settings.base_url}" if settings.base_url else ""
         )
         self._usage = JudgeUsage()
+        self._notify: Callable[[str], None] = lambda _: None
         self._images = _ImageCache(settings.image_max_side)
         self._prep_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gapeval-judge-prep")
 
@@ -159,8 +192,8 @@ class VLMJudge:
         """``openai:MODEL`` (default gpt-5-mini).
 
         Options: protocol (default or paper, applied first), base_url, api_key_env, concurrency, samples,
-        aggregation, two_turn (off, text or all), max_attempts, timeout_s, backoff_s, image_max_side,
-        max_tokens.
+        aggregation, two_turn (off, text or all), max_attempts, timeout_s, backoff_s, max_backoff_s,
+        max_retry_after_s (the longest Retry-After obeyed, default 60 s), image_max_side, max_tokens.
         """
         opts = dict(context.options)
         s = VLMSettings(model=arg or DEFAULT_MODEL)
@@ -197,6 +230,8 @@ class VLMJudge:
                 "samples, concurrency and max_attempts must be at least 1", field="--judge-opt"
             )
         judge = cls(s)
+        if context.notify is not None:
+            judge._notify = context.notify
         judge._client_class()  # a missing extra or key is one line now, before any model runs
         if not os.environ.get(s.api_key_env):
             raise GapevalError(
@@ -220,7 +255,7 @@ class VLMJudge:
     def rubric(self, task: JudgeTask) -> RubricRef:
         """The one rubric governing this output (the consistency check's text joins choice-gen's)."""
         rubric, fallback = match_rubric(task.item, task.direction)
-        parts = [rubric.text] + ([balance_rubric().text] if rubric.id == "choice-gen" else [])
+        parts = [RENDERING, rubric.text] + ([balance_rubric().text] if rubric.id == "choice-gen" else [])
         return RubricRef(rubric.id, text_hash(*parts), fallback)
 
     # -- messages ------------------------------------------------------------------------------------
@@ -247,8 +282,10 @@ class VLMJudge:
             reference=item.refs.text or "",
             choice=item.refs.choice or "",
             counts=item.refs.counts or {},
-            output_text=task.output.text or "",
-            model_text=model_text or "",
+            # The model's words go in as one JSON string literal: quotes and newlines are escaped, so an
+            # answer cannot close the rubric's quote and write instructions of its own.
+            output_text=json.dumps(task.output.text or "", ensure_ascii=False),
+            model_text=json.dumps(model_text or "", ensure_ascii=False),
             has_reference_image=item.refs.image is not None,
         )
         content: list[dict[str, Any]] = [{"type": "text", "text": text}]
@@ -290,29 +327,37 @@ class VLMJudge:
                 # request with images, measured: on the event loop's one thread that queued requests
                 # behind each other and kept 32 concurrent requests from keeping up with a 300 ms endpoint).
                 resp = await client.post("/chat/completions", body=kwargs, cast_to=dict)
-                usage = resp.get("usage") or {}
-                self._usage.tokens_in += int(usage.get("prompt_tokens") or 0)
-                self._usage.tokens_out += int(usage.get("completion_tokens") or 0)
-                choices = resp.get("choices") or []
-                content = (choices[0].get("message") or {}).get("content") if choices else None
-                if content is None:
-                    raise _Retryable("reply has no content")
-                return str(content)
+                content = _content(resp)
+                usage = resp.get("usage")
+                if isinstance(usage, dict):
+                    self._usage.tokens_in += _count(usage.get("prompt_tokens"))
+                    self._usage.tokens_out += _count(usage.get("completion_tokens"))
+                return content
             except openai.APIStatusError as exc:
-                if exc.status_code != 429 and exc.status_code < 500:
+                if exc.status_code not in (408, 409, 429) and exc.status_code < 500:
                     raise _Retryable(f"HTTP {exc.status_code}: not retryable", wait=-1.0) from exc
                 last = f"HTTP {exc.status_code}"
-                wait = _retry_after(exc.response.headers)
+                wait = _retry_after(getattr(exc.response, "headers", None))
             except openai.APITimeoutError:
                 last = "timeout"
             except openai.APIConnectionError as exc:
                 last = f"connection error ({exc.__class__.__name__})"
             except _Retryable as exc:
                 last = str(exc)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # any other unusable reply (HTML, truncated or undecodable body)
+                last = f"unusable reply ({exc.__class__.__name__})"
             if attempt + 1 < s.max_attempts:
                 self._usage.retries += 1
+                note = ""
+                if wait is not None and wait > s.max_retry_after_s:
+                    note = f" (Retry-After {wait:.0f} s, capped at {s.max_retry_after_s:.0f} s)"
+                    self._usage.capped_waits += 1
+                    wait = s.max_retry_after_s
                 if wait is None:
                     wait = min(s.max_backoff_s, s.backoff_s * 2**attempt) * (0.5 + random.random())
+                self._notify(f"{last}; retrying in {wait:.1f} s{note}")
                 await asyncio.sleep(wait)
         raise _Retryable(f"gave up after {s.max_attempts} attempts ({last})")
 

@@ -37,16 +37,23 @@ def read_scores(path: str | Path) -> tuple[list[str], dict[str, dict[str, float]
             table: dict[str, dict[str, float]] = {}
             for line, row in enumerate(reader, start=2):
                 values = {}
+                model = (row.get("model") or "").strip()
+                if not model:
+                    raise GapevalError("model name is empty", file=f"{src}:{line}", field="model")
+                if model in table:
+                    raise GapevalError(f"model {model!r} appears twice", file=f"{src}:{line}", field="model")
                 for c in columns:
                     if row[c] in ("", None):
                         continue
                     try:
                         values[c] = float(row[c])
-                    except ValueError as exc:
+                    except (TypeError, ValueError) as exc:
                         raise GapevalError(
                             f"not a number: {row[c]!r}", file=f"{src}:{line}", field=c
                         ) from exc
-                table[row["model"]] = values
+                    if not np.isfinite(values[c]):
+                        raise GapevalError(f"not a finite number: {row[c]!r}", file=f"{src}:{line}", field=c)
+                table[model] = values
     except OSError as exc:
         raise GapevalError(f"cannot read ({exc.strerror})", file=src) from exc
     return columns, table
@@ -74,6 +81,13 @@ def correlate(
             )
         g = np.array([gaps[m] for m in models])
         s = np.array([scores[m][col] for m in models])
+        if not (np.all(np.isfinite(g)) and np.all(np.isfinite(s))):
+            raise GapevalError("a gap or a score is not a finite number", field=col)
+        for name, values in (("gap", g), (col, s)):
+            if len(set(values.tolist())) < 2:
+                raise GapevalError(
+                    f"{name} is the same for every model: a rank correlation is undefined", field=name
+                )
         sp, kd = spearmanr(g, s), kendalltau(g, s)
         boots_s, boots_k = [], []
         for _ in range(n_boot):
@@ -83,6 +97,8 @@ def correlate(
             boots_s.append(spearmanr(g[idx], s[idx]).statistic)
             boots_k.append(kendalltau(g[idx], s[idx]).statistic)
         a = (1 - ci) / 2
+        if not boots_s:
+            raise GapevalError("no bootstrap resample had two distinct values; too few models", field=col)
         out.append(
             Correlation(
                 score=col,

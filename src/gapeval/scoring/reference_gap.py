@@ -67,10 +67,10 @@ def validate_rows(rows: Any, where: str = "rows") -> list[list[float]]:
     for i, row in enumerate(rows):
         if not isinstance(row, (list, tuple)) or len(row) != 4:
             raise GapevalError("must be 4 numbers [p11, p10, p01, p00]", field=f"{where}[{i}]")
-        try:
-            values = [float(x) for x in row]
-        except (TypeError, ValueError) as exc:
-            raise GapevalError("must be 4 numbers [p11, p10, p01, p00]", field=f"{where}[{i}]") from exc
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in row):
+            # the reference takes numbers only: not booleans, not numeric strings
+            raise GapevalError("must be 4 numbers [p11, p10, p01, p00]", field=f"{where}[{i}]")
+        values = [float(x) for x in row]
         if any(x < 0 or not math.isfinite(x) for x in values):
             raise GapevalError(f"has a negative or non-finite entry {values}", field=f"{where}[{i}]")
         total = sum(values)

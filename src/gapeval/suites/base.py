@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gapeval.errors import GapevalError
 from gapeval.items import Category, Item
 
 
@@ -28,6 +30,30 @@ class Skipped(BaseModel):
             if self.field
             else f"{self.file}: {self.message}"
         )
+
+
+T = TypeVar("T")
+
+
+def guarded(load: Callable[[], T], where: str | Path) -> T:
+    """Run a loader; anything unexpected it raises becomes one GapevalError naming ``where``.
+
+    A hostile or careless dataset (wrong JSON types, odd encodings, deep nesting) then fails as one line
+    naming the file and, where known, the field, and ``--skip-invalid`` skips it instead of aborting.
+    """
+    try:
+        return load()
+    except GapevalError:
+        raise
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise GapevalError(str(first["msg"]).lower(), file=where, field=field) from exc
+    except RecursionError as exc:
+        raise GapevalError("nested too deeply", file=where) from exc
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError, OSError) as exc:
+        detail = (str(exc).splitlines() or [""])[0][:160]
+        raise GapevalError(f"malformed input ({exc.__class__.__name__}: {detail})", file=where) from exc
 
 
 @runtime_checkable

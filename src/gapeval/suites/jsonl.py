@@ -14,13 +14,14 @@ four GapEval names or one of the authors' source strings (``counting``, ``Multi 
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from gapeval.errors import GapevalError
 from gapeval.images import safe_join, verify_image
 from gapeval.items import Category, GenerationTask, ImageRef, Item, References, UnderstandingTask
-from gapeval.suites.base import Skipped, Suite
+from gapeval.suites.base import Skipped, Suite, guarded
 from gapeval.suites.official import CATEGORY_MAP
 
 
@@ -46,9 +47,27 @@ def _line_item(root: Path, rec: Any, where: str) -> Item:
         verify_image(path, file=Path(where), field=field)
         return ImageRef.from_file(path)
 
-    if not isinstance(rec.get("id"), (str, int)) or rec.get("id") == "":
-        raise GapevalError("id is missing", file=where, field="id")
-    und, gen, refs = rec.get("und") or {}, rec.get("gen") or {}, rec.get("refs") or {}
+    if isinstance(rec.get("id"), bool) or not isinstance(rec.get("id"), (str, int)) or rec.get("id") == "":
+        raise GapevalError("id is missing (a string or an integer)", file=where, field="id")
+    parts = {}
+    for key in ("und", "gen", "refs"):
+        value = rec.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise GapevalError(f"must be an object, not {type(value).__name__}", file=where, field=key)
+        parts[key] = value or {}
+    und, gen, refs = parts["und"], parts["gen"], parts["refs"]
+    for key in ("text", "choice", "image"):
+        if refs.get(key) is not None and not isinstance(refs[key], str):
+            raise GapevalError(
+                f"must be a string, not {type(refs[key]).__name__}", file=where, field=f"refs.{key}"
+            )
+    if gen.get("input_image") is not None and not isinstance(gen["input_image"], str):
+        raise GapevalError("must be a string", file=where, field="gen.input_image")
+    images = und.get("images") or []
+    if not isinstance(images, list):
+        raise GapevalError("must be a list of image paths", file=where, field="und.images")
+    if rec.get("subcategory") is not None and not isinstance(rec["subcategory"], str):
+        raise GapevalError("must be a string", file=where, field="subcategory")
     if not isinstance(und.get("prompt"), str) or not und["prompt"].strip():
         raise GapevalError("understanding prompt is missing", file=where, field="und.prompt")
     if not isinstance(gen.get("prompt"), str) or not gen["prompt"].strip():
@@ -65,7 +84,7 @@ def _line_item(root: Path, rec: Any, where: str) -> Item:
         source_category=str(rec.get("category")),
         und=UnderstandingTask(
             prompt=und["prompt"],
-            images=tuple(image(p, f"und.images[{i}]") for i, p in enumerate(und.get("images") or [])),
+            images=tuple(image(p, f"und.images[{i}]") for i, p in enumerate(images)),
         ),
         gen=GenerationTask(
             prompt=gen["prompt"],
@@ -98,16 +117,26 @@ def load_jsonl(path: str | Path, *, skip_invalid: bool = False, name: str | None
     items: list[Item] = []
     skipped: list[Skipped] = []
     seen: set[str] = set()
-    for lineno, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
+    try:
+        raw_lines = file.read_bytes().splitlines()
+    except OSError as exc:
+        raise GapevalError(f"cannot read ({exc.strerror})", file=file) from exc
+    for lineno, raw in enumerate(raw_lines, start=1):
         where = f"{file}:{lineno}"
         try:
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise GapevalError(f"not UTF-8 (byte {exc.start})", file=where) from exc
+            if not line.strip():
+                continue
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise GapevalError(f"not valid JSON ({exc.msg})", file=where) from exc
-            item = _line_item(root, rec, where)
+            except RecursionError as exc:
+                raise GapevalError("JSON nested too deeply", file=where) from exc
+            item = guarded(partial(_line_item, root, rec, where), where)
             if item.id in seen:
                 raise GapevalError(f"duplicate id {item.id!r}", file=where, field="id")
         except GapevalError as err:

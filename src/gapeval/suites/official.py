@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import json
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from gapeval.errors import GapevalError
-from gapeval.images import first_image, safe_join, verify_image
+from gapeval.images import contained, first_image, safe_join, verify_image
 from gapeval.items import Category, GenerationTask, ImageRef, Item, References, UnderstandingTask
-from gapeval.suites.base import Skipped, Suite
+from gapeval.suites.base import Skipped, Suite, guarded
 
 HUB_REPO = "FrancisChen1/GapEval"
+#: A prompt.json larger than this is refused unread (the published ones are a few kB).
+MAX_PROMPT_BYTES = 4 * 2**20
 
 #: Source category string -> (GapEval category, whether generation edits the question image).
 CATEGORY_MAP: dict[str, tuple[Category, bool]] = {
@@ -94,12 +97,22 @@ def _reference_text(value: Any) -> tuple[str | None, Any]:
 
 def read_prompt_record(prompt_path: Path) -> dict[str, Any]:
     """Read ``prompt.json``: an object, or a list whose first element is used."""
+    if prompt_path.is_symlink() or prompt_path.exists():
+        contained(prompt_path, prompt_path.parent, file=prompt_path, field="prompt.json")
+    if prompt_path.exists() and not prompt_path.is_file():
+        raise GapevalError("prompt.json is not a file", file=prompt_path)
+    if prompt_path.is_file() and prompt_path.stat().st_size > MAX_PROMPT_BYTES:
+        raise GapevalError(f"larger than {MAX_PROMPT_BYTES // 2**20} MiB", file=prompt_path)
     try:
         data = json.loads(prompt_path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise GapevalError("prompt.json is missing", file=prompt_path) from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise GapevalError(f"not valid JSON ({exc})", file=prompt_path) from exc
+    except UnicodeDecodeError as exc:
+        raise GapevalError(f"not UTF-8 (byte {exc.start})", file=prompt_path) from exc
+    except json.JSONDecodeError as exc:
+        raise GapevalError(f"not valid JSON ({exc.msg}, line {exc.lineno})", file=prompt_path) from exc
+    except RecursionError as exc:
+        raise GapevalError("JSON nested too deeply", file=prompt_path) from exc
     if isinstance(data, list):
         if not data or not isinstance(data[0], dict):
             raise GapevalError("a list prompt.json must start with an object", file=prompt_path, field="[0]")
@@ -151,15 +164,17 @@ def load_item(root: Path, folder: Path) -> Item:
         question = image_at(img_value, img_key)
     else:
         for sub in ("image", "inage"):
-            found = first_image(folder / sub)
+            found = first_image(contained(folder / sub, root, file=folder / sub, field=sub))
             if found is not None:
-                verify_image(found, file=found, field="image")
+                found = contained(found, root, file=found, field=sub)
+                verify_image(found, file=found, field=sub)
                 question = ImageRef.from_file(found)
                 break
 
     reference_image: ImageRef | None = None
-    ref_file = first_image(folder / "ref")
+    ref_file = first_image(contained(folder / "ref", root, file=folder / "ref", field="ref"))
     if ref_file is not None:
+        ref_file = contained(ref_file, root, file=ref_file, field="ref")
         verify_image(ref_file, file=ref_file, field="ref")
         reference_image = ImageRef.from_file(ref_file)
     elif rec.get("expect_image"):
@@ -230,7 +245,8 @@ def load_official(path: str | Path, *, skip_invalid: bool = False, name: str = "
     seen: dict[str, Path] = {}
     for folder in folders:
         try:
-            item = load_item(root, folder)
+            contained(folder, root, file=folder, field="data folder")
+            item = guarded(partial(load_item, root, folder), folder / "prompt.json")
             if item.id in seen:
                 raise GapevalError(
                     f"duplicate id {item.id!r} (also in {seen[item.id]})",

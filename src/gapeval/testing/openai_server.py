@@ -10,6 +10,7 @@ serialising requests) and records every request body. Use it to test a judge con
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -20,13 +21,34 @@ from typing import Any
 
 @dataclass
 class Reply:
-    """What the server answers to one request."""
+    """What the server answers to one request.
+
+    Attributes:
+        content: The assistant message's text (a normal reply).
+        status: HTTP status; not 200 sends an OpenAI-style error object.
+        headers: Extra headers (e.g. ``Retry-After``).
+        delay_s: Seconds to wait before answering.
+        error: The error message of a non-200 reply.
+        body: Raw bytes to send instead of any JSON (an HTML page, an empty body, garbage).
+        payload: A JSON value to send instead of a chat completion (a reply of another shape).
+        content_type: The reply's content type.
+        truncate: Announce the full length but send only half the body, then close the connection.
+        usage: The ``usage`` object of a normal reply.
+
+    """
 
     content: str | None = '{"reason": "looks right", "verdict": "pass"}'
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
     error: str = "scripted error"
+    body: bytes | None = None
+    payload: Any = None
+    content_type: str = "application/json"
+    truncate: bool = False
+    usage: Any = field(
+        default_factory=lambda: {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
+    )
 
 
 Script = Callable[[dict[str, Any], int], Reply]
@@ -80,20 +102,28 @@ class ScriptedServer:
                                 "message": {"role": "assistant", "content": reply.content},
                             }
                         ],
-                        "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+                        "usage": reply.usage,
                     }
                 else:
                     payload = {"error": {"message": reply.error, "type": "scripted", "code": reply.status}}
-                data = json.dumps(payload).encode()
+                if reply.payload is not None:
+                    payload = reply.payload
+                data = reply.body if reply.body is not None else json.dumps(payload).encode()
                 try:
                     self.send_response(reply.status)
-                    self.send_header("content-type", "application/json")
+                    self.send_header("content-type", reply.content_type)
                     self.send_header("content-length", str(len(data)))
                     for k, v in reply.headers.items():
                         self.send_header(k, v)
                     self.end_headers()
+                    if reply.truncate:
+                        self.wfile.write(data[: len(data) // 2])
+                        self.wfile.flush()
+                        self.close_connection = True
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        return
                     self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):  # the client gave up (timeout test)
+                except (BrokenPipeError, ConnectionResetError, OSError):  # the client gave up (timeout test)
                     pass
 
         self._httpd = _Server(("127.0.0.1", 0), Handler)
@@ -113,3 +143,35 @@ class ScriptedServer:
     def __exit__(self, *exc: object) -> None:
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+def chaos_reply(kind: str) -> Reply:
+    """A scripted reply of one kind from :data:`CHAOS_KINDS`, for fault-injection tests.
+
+    Every kind but ``good`` and ``bad-usage`` is unusable: ``html``, ``empty``, ``wrong-shape``,
+    ``truncated``, ``slow`` (answers after 5 s), ``retry-after-huge`` (429, an hour),
+    ``retry-after-garbage`` (429, an unparseable header), ``5xx``, ``no-content``, ``ambiguous`` (prose
+    with a verdict of its own around a JSON one), ``not-json``.
+    """
+    good = '{"reason": "fine", "verdict": "pass"}'
+    return {
+        "good": Reply(content=good),
+        "html": Reply(body=b"<html><body><h1>502 Bad Gateway</h1></body></html>", content_type="text/html"),
+        "empty": Reply(body=b""),
+        "wrong-shape": Reply(payload={"result": {"text": good}}),
+        "truncated": Reply(content=good, truncate=True),
+        "slow": Reply(content=good, delay_s=5.0),
+        "retry-after-huge": Reply(status=429, headers={"retry-after": "3600"}),
+        "retry-after-garbage": Reply(status=429, headers={"retry-after": "soon, maybe"}),
+        "5xx": Reply(status=503),
+        "bad-usage": Reply(content=good, usage={"prompt_tokens": "many", "completion_tokens": None}),
+        "no-content": Reply(payload={"choices": [{"message": {"role": "assistant"}}]}),
+        "ambiguous": Reply(content='This fails. But {"reason": "x", "verdict": "pass"}'),
+        "not-json": Reply(content="I think it is fine."),
+    }[kind]
+
+
+CHAOS_KINDS = (
+    "good", "html", "empty", "wrong-shape", "truncated", "slow", "retry-after-huge", "retry-after-garbage",
+    "5xx", "bad-usage", "no-content", "ambiguous", "not-json",
+)  # fmt: skip
