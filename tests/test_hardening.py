@@ -327,3 +327,14 @@ def test_a_symlinked_jsonl_image_outside_is_refused_but_inside_is_fine(tmp_path)
     }
     (root / "suite.jsonl").write_text(json.dumps(line) + "\n")
     assert load_suite(str(root)).items[0].und.images[0].path == str((root / "img" / "a.png").resolve())
+
+
+def test_a_stalled_endpoint_says_what_it_is_waiting_for(replay_run, cli) -> None:
+    with ScriptedServer(lambda b, n: chaos_reply("retry-after-huge")) as srv:
+        args = ["judge", str(replay_run), "-j", "openai:test-vlm"]
+        for key, value in chaos_opts(srv).items():
+            args += ["--judge-opt", f"{key}={value}"]
+        code, out, err = invoke(cli, *args)
+    assert code == 0, err
+    assert "judging: HTTP 429; retrying in 0.2 s (Retry-After 3600 s, capped at 0.2 s)" in err
+    assert "0 decided" in out and "23 failed" in out

@@ -84,15 +84,18 @@ def default_run_dir(suite: str, model: str) -> Path:
 
 
 def _judges(
-    specs: Sequence[str], suite: Suite, manifest: RunManifest, options: Mapping[str, str] | None
+    specs: Sequence[str],
+    suite: Suite,
+    manifest: RunManifest,
+    options: Mapping[str, str] | None,
+    notify: Callable[[str], None] | None = None,
 ) -> list[Judge]:
     out: list[Judge] = []
     for spec in specs:
         family, _, arg = spec.partition(":")
         cls = JUDGES.load(family)
-        out.append(
-            cls.from_spec(arg, JudgeContext(suite=suite, manifest=manifest, options=dict(options or {})))
-        )
+        context = JudgeContext(suite=suite, manifest=manifest, options=dict(options or {}), notify=notify)
+        out.append(cls.from_spec(arg, context))
     return out
 
 
@@ -113,6 +116,7 @@ def run(
     skip_invalid: bool = False,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run a model on a suite, then judge the outputs.
 
@@ -137,6 +141,7 @@ def run(
         skip_invalid: Load a suite's good items and list the bad ones.
         progress: Called with the number of outputs finished.
         on_total: Called once with the number of outputs the run holds.
+        notify: Called with what a slow or failing judge endpoint is doing (a retry and why).
 
     """
     loaded = load_suite(suite, skip_invalid=skip_invalid) if isinstance(suite, str) else suite
@@ -169,7 +174,7 @@ def run(
     else:
         manifest = _draft_manifest(spec, label or "", executor)
     try:
-        chain = _judges(chain_specs, loaded, manifest, judge_options)
+        chain = _judges(chain_specs, loaded, manifest, judge_options, notify)
         if store is None:
             store = RunStore.create(
                 path, spec, label=label or "", executor=executor, command=f"gapeval run -m {model}"
@@ -249,6 +254,7 @@ def judge(
     suite_source: str | None = None,
     options: Mapping[str, str] | None = None,
     progress: Callable[[int], None] | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> dict[str, JudgeStats]:
     """Judge a run's outputs with a chain of judges (never re-running the model).
 
@@ -262,7 +268,7 @@ def judge(
         if not isinstance(run_dir, RunStore):
             store.lock("gapeval judge")
         loaded = suite or suite_of(store, suite_source)
-        chain = _judges(judges, loaded, store.manifest(), options)
+        chain = _judges(judges, loaded, store.manifest(), options, notify)
         return judge_run(store, loaded, chain, progress=progress)
     finally:
         if not isinstance(run_dir, RunStore):

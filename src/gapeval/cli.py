@@ -23,8 +23,10 @@ app = typer.Typer(
     help="Measure the understanding/generation gap of unified multimodal models.",
 )
 # Piped or captured output gets room for the wide tables; a terminal keeps its own width.
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+# Markup off: model answers, file names and messages (pip install 'gapeval[judge]') keep their brackets;
+# styling goes through style= and Text, never through markup in data.
+out = Console(width=None if sys.stdout.isatty() else 160, markup=False)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160, markup=False)
 T = TypeVar("T")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
@@ -41,7 +43,7 @@ def _guard(fn: Callable[[], T]) -> T:
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
@@ -49,6 +51,22 @@ def _progress() -> Progress:
         transient=True,
         disable=not err.is_terminal,
     )
+
+
+def _notifier(bar: Progress, task: Any, what: str) -> Callable[[str], None]:
+    """Show what a stalled or failing endpoint is doing: in the bar, or once per reason on stderr."""
+    seen: set[str] = set()
+
+    def notify(message: str) -> None:
+        if err.is_terminal:
+            bar.update(task, description=f"{what} ({message})")
+            return
+        reason = message.split(";")[0]
+        if reason not in seen:
+            seen.add(reason)
+            err.print(f"{what}: {message}", markup=False, highlight=False, soft_wrap=True)
+
+    return notify
 
 
 def _options(pairs: list[str] | None, flag: str = "--model-opt") -> dict[str, str]:
@@ -174,6 +192,7 @@ def run_cmd(
                 skip_invalid=skip_invalid,
                 progress=lambda n: bar.advance(task, n),
                 on_total=lambda n: bar.update(task, total=n),
+                notify=_notifier(bar, task, "judging"),
             )
         for s in res.suite.skipped:
             err.print(f"skipped: {s.line()}", markup=False, highlight=False, soft_wrap=True)
@@ -279,7 +298,16 @@ def judge_cmd(
             opts["two_turn"] = "all"
         if protocol is not None:
             opts["protocol"] = protocol
-        stats = api.judge(run_dir, judge, suite_source=suite, options=opts)
+        with _progress() as bar:
+            task = bar.add_task("judging", total=None)
+            stats = api.judge(
+                run_dir,
+                judge,
+                suite_source=suite,
+                options=opts,
+                progress=lambda n: bar.advance(task, n),
+                notify=_notifier(bar, task, "judging"),
+            )
         data = {k: vars(v) for k, v in stats.items()}
         if as_json:
             out.print_json(data=data)
@@ -818,7 +846,7 @@ def toy_train_cmd(
             sample_specs(np.random.default_rng(seed + 7), eval_items, split="test") if eval_items else []
         )
         with Progress(
-            TextColumn("{task.description}"),
+            TextColumn("{task.description}", markup=False),
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),

@@ -352,7 +352,7 @@ class VLMJudge:
                 self._usage.retries += 1
                 note = ""
                 if wait is not None and wait > s.max_retry_after_s:
-                    note = f" (Retry-After {wait:.0f} s, capped at {s.max_retry_after_s:.0f} s)"
+                    note = f" (Retry-After {wait:.0f} s, capped at {s.max_retry_after_s:g} s)"
                     self._usage.capped_waits += 1
                     wait = s.max_retry_after_s
                 if wait is None:
