@@ -338,3 +338,28 @@ def test_a_stalled_endpoint_says_what_it_is_waiting_for(replay_run, cli) -> None
     assert code == 0, err
     assert "judging: HTTP 429; retrying in 0.2 s (Retry-After 3600 s, capped at 0.2 s)" in err
     assert "0 decided" in out and "23 failed" in out
+
+
+HOSTILE_FILES = {
+    "not-utf8": b"\xff\xfe\x00garbage",
+    "deep": b"[" * 100_000,
+    "binary": bytes(range(256)) * 4,
+    "header-only": b"model,item,category,direction,y\n",
+}
+
+
+@pytest.mark.parametrize("command", ["score --responses", "correlate", "gap", "agreement RUN --labels"])
+@pytest.mark.parametrize("content", sorted(HOSTILE_FILES))
+def test_every_file_a_command_reads_fails_as_one_line(replay_run, cli, tmp_path, command, content) -> None:
+    api.judge(replay_run, ["rules"])
+    path = tmp_path / f"{content}.in"
+    path.write_bytes(HOSTILE_FILES[content])
+    args = [str(replay_run) if a == "RUN" else a for a in command.split()] + [str(path)]
+    code, _, err = invoke(cli, *args)
+    assert code == 2 and "Traceback" not in err, err
+    line = err.strip()
+    assert "\n" not in line and path.name in line
+    # a folder where a file belongs, and a file that is not there
+    for other in (tmp_path, tmp_path / "missing.csv"):
+        code, _, err = invoke(cli, *args[:-1], str(other))
+        assert code == 2 and "\n" not in err.strip() and "Traceback" not in err

@@ -39,6 +39,10 @@ def _guard(fn: Callable[[], T]) -> T:
     except GapevalError as exc:
         err.print("error: " + exc.line(), style="red", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    except (OSError, UnicodeError, csv.Error, RecursionError) as exc:
+        # Input gapeval did not foresee still gets one line, never a traceback (OSError names its file).
+        err.print(f"error: {exc.__class__.__name__}: {exc}", style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
 
 
 def _progress() -> Progress:
@@ -878,8 +882,8 @@ def sample_cmd(
     from gapeval.suites.sample import SAMPLE_MODEL, write_sample_tree
 
     def go() -> None:
-        if target.exists() and any(target.iterdir()):
-            raise GapevalError("exists and is not empty; pick another folder", file=target)
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise GapevalError("exists and is not an empty folder; pick another folder", file=target)
         write_sample_tree(target)
         out.print(f"wrote {target}; try: gapeval run {target} -m replay:{SAMPLE_MODEL} -j rules -j recorded")
 

@@ -7,6 +7,7 @@ outputs by hand, judge them with both, and compare.
 from __future__ import annotations
 
 import csv
+import io
 from collections import defaultdict
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from gapeval.errors import GapevalError
+from gapeval.files import read_text
 from gapeval.items import Direction
 from gapeval.records import VerdictStatus
 from gapeval.store import RunStore
@@ -59,12 +61,8 @@ def judge_labels(store: RunStore, judge_id: str) -> dict[Key, float]:
 def read_labels(path: str | Path) -> dict[Key, float]:
     """Human labels: CSV with columns item_id, direction (und/gen), label (1/0, pass/fail, yes/no...)."""
     src = Path(path)
-    try:
-        fh = src.open(newline="")
-    except OSError as exc:
-        raise GapevalError(f"cannot read ({exc.strerror})", file=src) from exc
     out: dict[Key, float] = {}
-    with fh:
+    with io.StringIO(read_text(src), newline="") as fh:
         reader = csv.DictReader(fh)
         for col in ("item_id", "direction", "label"):
             if col not in (reader.fieldnames or []):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ from pydantic import BaseModel
 from scipy.stats import kendalltau, spearmanr
 
 from gapeval.errors import GapevalError
+from gapeval.files import read_text
 
 
 class Correlation(BaseModel):
@@ -29,7 +31,7 @@ def read_scores(path: str | Path) -> tuple[list[str], dict[str, dict[str, float]
     """CSV with a ``model`` column and one numeric column per score (``gap`` may be one of them)."""
     src = Path(path)
     try:
-        with src.open(newline="") as fh:
+        with io.StringIO(read_text(src), newline="") as fh:
             reader = csv.DictReader(fh)
             if "model" not in (reader.fieldnames or []):
                 raise GapevalError("needs a 'model' column", file=src, field="model")

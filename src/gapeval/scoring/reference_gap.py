@@ -24,6 +24,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from gapeval.errors import GapevalError
+from gapeval.files import read_json
 
 LAMBDA_FAIL = 2.7
 LAMBDA_SUCC = 1.05
@@ -351,12 +352,7 @@ def read_authors_input(path: str | Path) -> dict[str, list[list[float]]]:
 
     """
     file = Path(path)
-    try:
-        payload = json.loads(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise GapevalError(f"cannot read ({exc.strerror})", file=file) from exc
-    except json.JSONDecodeError as exc:
-        raise GapevalError(f"not valid JSON ({exc.msg})", file=file) from exc
+    payload = read_json(file)
     if not isinstance(payload, dict) or not payload:
         raise GapevalError("must be a non-empty object mapping model names to row lists", file=file)
     out = {}

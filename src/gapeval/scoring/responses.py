@@ -7,6 +7,7 @@ failed, unsupported or undecided outputs are missing (NaN), never wrong.
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from gapeval.errors import GapevalError
+from gapeval.files import read_text
 from gapeval.items import Direction
 from gapeval.records import RunRecords
 from gapeval.scoring.joint import item_scores
@@ -88,11 +90,7 @@ def read_csv(path: str | Path) -> Responses:
 
     """
     src = Path(path)
-    try:
-        fh = src.open(newline="")
-    except OSError as exc:
-        raise GapevalError(f"cannot read ({exc.strerror})", file=src) from exc
-    with fh:
+    with io.StringIO(read_text(src), newline="") as fh:
         reader = csv.DictReader(fh)
         missing = [f for f in FIELDS if f not in (reader.fieldnames or [])]
         if missing:
