@@ -44,6 +44,21 @@ def add_item(
     return folder
 
 
+#: The API key planted for loopback judges (and searched for: it must never reach disk).
+TEST_KEY = "sk-planted-test-key-never-written"
+
+
+@pytest.fixture
+def replay_run(sample_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A run of the sample tree's replayed model, not judged yet; the test key is in the environment."""
+    from gapeval import api
+
+    monkeypatch.setenv("GAPEVAL_TEST_KEY", TEST_KEY)
+    out = tmp_path / "run"
+    api.run(str(sample_tree), "replay:demo-umm", out=out, judges=())
+    return out
+
+
 @pytest.fixture
 def cli() -> CliRunner:
     return CliRunner()

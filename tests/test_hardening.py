@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from tests.conftest import TEST_KEY as KEY
 from tests.conftest import gapeval_subprocess, invoke
 
 from gapeval import api
@@ -20,16 +21,7 @@ from gapeval.suites import load_suite
 from gapeval.testing.bad_datasets import JSONL_CASES, TREE_CASES, png_claiming, write_jsonl, write_tree
 from gapeval.testing.openai_server import CHAOS_KINDS, Reply, ScriptedServer, chaos_reply
 
-KEY = "sk-test-hardening"
 SLOW = Path(__file__).with_name("slow_model.py")
-
-
-@pytest.fixture
-def replay_run(sample_tree, tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("GAPEVAL_TEST_KEY", KEY)
-    out = tmp_path / "run"
-    api.run(str(sample_tree), "replay:demo-umm", out=out, judges=())
-    return out
 
 
 def chaos_opts(srv: ScriptedServer) -> dict[str, str]:
@@ -363,3 +355,17 @@ def test_every_file_a_command_reads_fails_as_one_line(replay_run, cli, tmp_path,
     for other in (tmp_path, tmp_path / "missing.csv"):
         code, _, err = invoke(cli, *args[:-1], str(other))
         assert code == 2 and "\n" not in err.strip() and "Traceback" not in err
+
+
+def test_outputs_never_write_over_files_gapeval_did_not_make(replay_run, cli, tmp_path) -> None:
+    api.judge(replay_run, ["rules"])
+    precious = tmp_path / "notes.csv"
+    precious.write_text("my notes\n")
+    code, _, err = invoke(cli, "score", str(replay_run), "--export", str(precious), "--boot", "0")
+    assert code == 2 and "refusing to write over it" in err and precious.read_text() == "my notes\n"
+    joint = tmp_path / "joint.json"
+    joint.write_text(json.dumps({"m": [[0.25, 0.25, 0.25, 0.25]]}))
+    (tmp_path / "joint_gapres.json").write_text("my own file")
+    code, _, err = invoke(cli, "gap", str(joint), "--fragility", "0")
+    assert code == 2 and "refusing to write over it" in err
+    assert (tmp_path / "joint_gapres.json").read_text() == "my own file"

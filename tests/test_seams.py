@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from tests.conftest import TEST_KEY as KEY
 from tests.conftest import invoke
 
 import gapeval
@@ -22,7 +23,6 @@ from gapeval.store import RunStore
 from gapeval.suites import load_suite
 from gapeval.testing.openai_server import Reply, ScriptedServer
 
-KEY = "sk-test-seams"
 PASS = '{"reason": "fine", "verdict": "pass"}'
 FAIL = '{"reason": "wrong", "verdict": "fail"}'
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "my_adapter.py"
@@ -32,14 +32,6 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "my_adapter.py"
 def home(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("GAPEVAL_HOME", str(tmp_path / "home"))
     return tmp_path / "home"
-
-
-@pytest.fixture
-def replay_run(sample_tree, tmp_path, monkeypatch) -> Path:
-    monkeypatch.setenv("GAPEVAL_TEST_KEY", KEY)
-    out = tmp_path / "run"
-    api.run(str(sample_tree), "replay:demo-umm", out=out, judges=())
-    return out
 
 
 def vlm_opts(srv: ScriptedServer, **extra: str) -> dict[str, str]:

@@ -364,10 +364,21 @@ def read_authors_input(path: str | Path) -> dict[str, list[list[float]]]:
     return out
 
 
+def _is_gapres(path: Path) -> bool:
+    """Whether ``path`` holds a result in the authors' output format (which gapeval may replace)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return False
+    return isinstance(data, dict) and set(data) == {"results"} and isinstance(data["results"], dict)
+
+
 def write_authors_output(input_path: str | Path, results: Mapping[str, ReferenceGap]) -> Path:
     """Write the authors' output format next to the input: ``<stem>_gapres.json``."""
     src = Path(input_path)
     out = src.with_name(f"{src.stem}_gapres.json")
+    if out.exists() and not _is_gapres(out):
+        raise GapevalError("exists and is not a Gap Score result; refusing to write over it", file=out)
     payload = {"results": {m: r.model_dump() for m, r in results.items()}}
     out.write_text(json.dumps(payload, ensure_ascii=False, indent=2))
     return out

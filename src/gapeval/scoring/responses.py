@@ -70,6 +70,13 @@ def unique_names(runs: Sequence[RunRecords]) -> list[str]:
 def write_csv(data: Responses, path: str | Path) -> Path:
     """Tidy CSV: one row per observed (model, item, direction)."""
     out = Path(path)
+    if out.exists():
+        try:
+            first = out.read_text(encoding="utf-8").split("\n", 1)[0].strip()
+        except (OSError, UnicodeDecodeError):
+            first = ""
+        if first != ",".join(FIELDS):
+            raise GapevalError("exists and is not a response CSV; refusing to write over it", file=out)
     with out.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(FIELDS)
