@@ -35,7 +35,7 @@ class EchoModel:
     capabilities = Capabilities()
 
     @classmethod
-    def from_spec(cls, arg: str, options: dict[str, str], suite: Any) -> EchoModel:
+    def from_spec(cls, arg: str, options: dict[str, str], context: Any) -> EchoModel:
         return cls()
 
     def describe(self) -> dict[str, Any]:
@@ -99,10 +99,10 @@ def main() -> None:
             "concurrency": str(args.concurrency),
         }
         t0 = time.perf_counter()
-        stats = api.judge(run.path, ["openai:bench-vlm"], options=opts)["openai:bench-vlm"]
+        (stats,) = api.judge(run.path, ["openai:bench-vlm"], options=opts).values()
         wall = time.perf_counter() - t0
         t1 = time.perf_counter()
-        again = api.judge(run.path, ["openai:bench-vlm"], options=opts)["openai:bench-vlm"]
+        (again,) = api.judge(run.path, ["openai:bench-vlm"], options=opts).values()
         wall2 = time.perf_counter() - t1
         stop.set()
         _, first = ports.get(timeout=60)
