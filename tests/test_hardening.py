@@ -369,3 +369,16 @@ def test_outputs_never_write_over_files_gapeval_did_not_make(replay_run, cli, tm
     code, _, err = invoke(cli, "gap", str(joint), "--fragility", "0")
     assert code == 2 and "refusing to write over it" in err
     assert (tmp_path / "joint_gapres.json").read_text() == "my own file"
+
+
+def test_verdicts_of_outputs_that_no_longer_exist_are_never_read(replay_run) -> None:
+    api.judge(replay_run, ["rules"])
+    before = api.score([replay_run], n_boot=0).runs[0].overall
+    with RunStore.open(replay_run) as store:
+        store.lock()
+        decided = {(v.item_id, v.direction) for v in store.verdicts("rules") if v.status is VerdictStatus.OK}
+        out = next(o for o in store.outputs() if (o.item_id, o.direction) in decided and o.direction == "und")
+        store.put_output(out.model_copy(update={"text": (out.text or "") + " (rewritten)"}))
+    after = api.score([replay_run], n_boot=0).runs[0].overall
+    # the rewritten answer has no verdict yet: it is missing, not scored with the old answer's verdict
+    assert after.und_n == before.und_n - 1 and after.missing == before.missing + 1
