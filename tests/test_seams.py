@@ -411,3 +411,30 @@ def test_models_listing_names_extras_and_examples(cli) -> None:
     data = json.loads(out)
     assert data["models"]["toy"]["extra"] == "torch" and data["judges"]["openai"]["extra"] == "judge"
     assert data["executors"]["local"]["example"] == "local" and "py" in data["models"]
+
+
+def test_an_adapter_out_of_memory_above_batch_two_still_completes_every_request(tmp_path, home) -> None:
+    model = write_adapter(
+        tmp_path,
+        "oom",
+        """
+        class OutOfMemoryError(RuntimeError):  # what torch.cuda raises
+            pass
+        if len(requests) > 2:
+            raise OutOfMemoryError(f"CUDA out of memory. Tried to allocate {len(requests)} GiB")
+        with open(__file__ + ".calls", "a") as fh:
+            fh.write(f"{len(requests)}\\n")
+        return [TextOutput(text="1") for r in requests]
+        """,
+        """
+        if len(requests) > 2:
+            raise RuntimeError("CUDA error: out of memory")
+        return [ImageOutput(image=Image.new("RGB", (48, 48), "white")) for r in requests]
+        """,
+        batch=16,
+    )
+    res = api.run("shapes-v1-mini", model, out=tmp_path / "r", samples_gen=1, judges=())
+    assert res.stats.done == 96 * 2 and res.stats.failed == 0
+    sizes = [int(n) for n in (tmp_path / "oom.py.calls").read_text().split()]
+    # 16 -> 8 -> 4 -> 2 on the first batch, then every later batch starts at 2
+    assert sum(sizes) == 96 and max(sizes) == 2

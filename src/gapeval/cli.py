@@ -810,6 +810,32 @@ def report_cmd(
     _guard(go)
 
 
+@app.command("serve")
+def serve_cmd(
+    model: Annotated[str, typer.Argument(help="Model spec to serve (toy, py:FILE.py:Class, ...).")],
+    port: Annotated[int, typer.Option(help="Port (0: any free one, printed).")] = 8900,
+    host: Annotated[str, typer.Option(help="Address to bind (127.0.0.1: this machine only).")] = "127.0.0.1",
+    model_opt: Annotated[
+        list[str] | None, typer.Option("--model-opt", help="Adapter option KEY=VALUE.")
+    ] = None,
+) -> None:
+    """Serve a model over the gapeval model-server protocol (run it with -m http://HOST:PORT)."""
+    from gapeval.serve.server import ModelServer
+
+    def go() -> None:
+        server = ModelServer(model, _options(model_opt), host=host, port=port)
+        out.print(f"serving {model} on {server.url}", markup=False)
+        sys.stdout.flush()
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.close()
+
+    _guard(go)
+
+
 toy_app = typer.Typer(no_args_is_help=True, help="The built-in unified model.")
 app.add_typer(toy_app, name="toy")
 

@@ -108,6 +108,12 @@ MODELS = Registry(
             "outputs already on disk in the authors' layout: replay:MODEL_DIR_NAME",
             example="replay:janus-pro",
         ),
+        "http": Entry(
+            "gapeval.models.remote:RemoteModel",
+            "a model server (gapeval serve, or the standalone template in its own environment): "
+            "http://HOST:PORT",
+            example="http://127.0.0.1:8900",
+        ),
     },
 )
 JUDGES = Registry(

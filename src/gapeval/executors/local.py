@@ -2,13 +2,15 @@
 
 Capabilities are checked where the model lives: a request the model cannot serve (an edit for a model
 that cannot edit) comes back ``unsupported`` without a call. A model call that raises, or returns the
-wrong number of outputs, fails only the requests of that call, with the message.
+wrong number of outputs, fails only the requests of that call, with the message. A call that runs out of
+accelerator memory is split in halves and retried, down to one request, before anything fails; later
+batches then start at the size that fitted.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from gapeval.executors.base import ModelSpec, WorkResult
@@ -69,14 +71,52 @@ class LocalExecutor:
                 if not supported(caps, unit):
                     yield WorkResult(unit, OutputStatus.UNSUPPORTED, error="model lacks this capability")
             work = [u for u in todo if supported(caps, u)]
-            for start in range(0, len(work), size):
-                yield from _call(mdl, direction, work[start : start + size], images)
+            start = 0
+            while start < len(work):
+                batch = work[start : start + size]
+                results, fitted = _call_fitting(mdl, direction, batch, images)
+                # After an out-of-memory split, later batches start at the size that fitted.
+                size = min(size, fitted)
+                start += len(batch)
+                yield from results
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` is an accelerator out-of-memory error (torch's, or any that says so)."""
+    return type(exc).__name__ == "OutOfMemoryError" or "out of memory" in str(exc).lower()
+
+
+def _call_fitting(
+    model: UnifiedModel, direction: Direction, batch: Sequence[WorkUnit], images: Mapping[str, str]
+) -> tuple[list[WorkResult], int]:
+    """Call the model; on out-of-memory, split the batch and retry the halves, down to one request.
+
+    Returns:
+        A result per request, and the largest batch size that ran.
+
+    """
+    try:
+        return list(_call(model, direction, batch, images, reraise=is_out_of_memory)), len(batch)
+    except Exception as exc:
+        if len(batch) == 1:
+            return [WorkResult(batch[0], OutputStatus.FAILED, error=f"{type(exc).__name__}: {exc}")], 1
+        mid = len(batch) // 2
+        first, fit_a = _call_fitting(model, direction, batch[:mid], images)
+        second, fit_b = _call_fitting(model, direction, batch[mid:], images)
+        return first + second, min(fit_a, fit_b)
 
 
 def _call(
-    model: UnifiedModel, direction: Direction, batch: Sequence[WorkUnit], images: Mapping[str, str]
+    model: UnifiedModel,
+    direction: Direction,
+    batch: Sequence[WorkUnit],
+    images: Mapping[str, str],
+    reraise: Callable[[BaseException], bool] = lambda exc: False,
 ) -> Iterator[WorkResult]:
-    """One model call; an exception fails the batch's requests with its message instead of the run."""
+    """One model call; an exception fails the batch's requests with its message instead of the run.
+
+    Exceptions for which ``reraise`` is true (out of memory) propagate, for the caller to split the batch.
+    """
     t0 = time.perf_counter()
     try:
         if direction is Direction.UND:
@@ -104,6 +144,8 @@ def _call(
             ]
             results = model.generate(gen)
     except Exception as exc:  # a model's failure is recorded per request, never a crash of the run
+        if reraise(exc):
+            raise
         err = f"{type(exc).__name__}: {exc}"
         for u in batch:
             yield WorkResult(u, OutputStatus.FAILED, error=err)
