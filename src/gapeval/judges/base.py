@@ -21,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from gapeval.errors import GapevalError
 from gapeval.items import Direction, Item
+from gapeval.openai_client import ApiUsage
 from gapeval.records import JudgeSpec, OutputRecord, RunManifest, VerdictRecord, VerdictStatus
 from gapeval.registry import JUDGES
 from gapeval.store import RunStore
@@ -86,17 +87,8 @@ class RubricRef:
     fallback: bool = False
 
 
-@dataclass
-class JudgeUsage:
-    """Request and token accounting of a judge that calls a model (zeros for exact judges)."""
-
-    requests: int = 0
-    retries: int = 0
-    failures: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    wall_s: float = 0.0
-    capped_waits: int = 0
+#: Request and token accounting of a judge that calls a model (zeros for exact judges).
+JudgeUsage = ApiUsage
 
 
 @dataclass(frozen=True)

@@ -16,14 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import email.utils
 import io
 import json
-import math
 import os
-import queue
-import random
-import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +33,7 @@ from gapeval.errors import GapevalError
 from gapeval.items import Direction, Item
 from gapeval.judges.base import Decision, JudgeContext, JudgeTask, JudgeUsage, RubricRef, text_hash
 from gapeval.judges.rubric import Rubric, balance_rubric, match_rubric, parse_verdict
+from gapeval.openai_client import ApiClient, ApiSettings, Retryable, chat_text, drive
 from gapeval.records import VerdictStatus
 
 DEFAULT_MODEL = "gpt-5-mini"
@@ -58,18 +54,10 @@ _TWO_TURN = {"off": "off", "false": "off", "0": "off", "no": "off", "text": "tex
 
 
 @dataclass
-class VLMSettings:
-    """How the judge is reached and how it judges (everything but the key is recorded)."""
+class VLMSettings(ApiSettings):
+    """How the judge is reached (see :class:`~gapeval.openai_client.ApiSettings`) and how it judges."""
 
     model: str = DEFAULT_MODEL
-    base_url: str | None = None
-    api_key_env: str = "OPENAI_API_KEY"
-    concurrency: int = 16
-    max_attempts: int = 6
-    timeout_s: float = 120.0
-    backoff_s: float = 1.0
-    max_backoff_s: float = 60.0
-    max_retry_after_s: float = 60.0
     protocol: str = "default"
     samples: int = 1
     aggregation: str = "mean"
@@ -97,50 +85,6 @@ class VLMSettings:
     def two_turn_for(self, direction: Direction) -> bool:
         """Whether answers in ``direction`` get the second turn."""
         return self.two_turn == "all" or (self.two_turn == "text" and direction is Direction.UND)
-
-
-class _Retryable(Exception):
-    def __init__(self, reason: str, wait: float | None = None) -> None:
-        super().__init__(reason)
-        self.wait = wait
-
-
-def _retry_after(headers: Any) -> float | None:
-    """Seconds a ``Retry-After`` header asks for (a number or an HTTP date); None when absent or garbage."""
-    try:
-        value = headers.get("retry-after") if headers is not None else None
-    except Exception:  # headers of an odd type: as if absent
-        return None
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        try:
-            parsed = email.utils.parsedate_to_datetime(str(value))
-            seconds = parsed.timestamp() - time.time()
-        except (TypeError, ValueError, IndexError, OverflowError, AttributeError):
-            return None
-    return max(0.0, seconds) if math.isfinite(seconds) else None
-
-
-def _count(value: Any) -> int:
-    """A token count from a reply's ``usage``; anything that is not a plain number counts as 0."""
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0 else 0
-
-
-def _content(resp: Any) -> str:
-    """The reply's text, or _Retryable naming what is wrong with the reply's shape."""
-    if not isinstance(resp, dict):
-        raise _Retryable(f"reply is not a JSON object ({type(resp).__name__})")
-    choices = resp.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise _Retryable("reply has no choices")
-    message = choices[0].get("message")
-    content = message.get("content") if isinstance(message, dict) else None
-    if not isinstance(content, str) or not content.strip():
-        raise _Retryable("reply has no content")
-    return content
 
 
 @dataclass
@@ -232,21 +176,13 @@ class VLMJudge:
         judge = cls(s)
         if context.notify is not None:
             judge._notify = context.notify
-        judge._client_class()  # a missing extra or key is one line now, before any model runs
+        ApiClient.client_class()  # a missing extra or key is one line now, before any model runs
         if not os.environ.get(s.api_key_env):
             raise GapevalError(
                 f"set the API key in the environment variable {s.api_key_env} (or judge with -j rules)",
                 field="api_key_env",
             )
         return judge
-
-    @staticmethod
-    def _client_class() -> Any:
-        try:
-            from openai import AsyncOpenAI
-        except ImportError as exc:
-            raise GapevalError("the VLM judge needs: pip install 'gapeval[judge]'") from exc
-        return AsyncOpenAI
 
     def usage(self) -> JudgeUsage:
         """Requests, retries and tokens so far."""
@@ -297,69 +233,22 @@ class VLMJudge:
         return [{"role": "system", "content": rubric.system}, {"role": "user", "content": content}]
 
     # -- calls ---------------------------------------------------------------------------------------
-    def _client(self) -> Any:
-        client_class = self._client_class()
-        key = os.environ.get(self.settings.api_key_env)
-        if not key:
-            raise GapevalError(
-                f"set the API key in the environment variable {self.settings.api_key_env}",
-                field="api_key_env",
-            )
-        return client_class(
-            api_key=key, base_url=self.settings.base_url, max_retries=0, timeout=self.settings.timeout_s
-        )
+    async def _complete(self, client: ApiClient, messages: list[Any]) -> str:
+        """One chat completion with the shared retry rules; raises Retryable after the attempt cap."""
+        body: dict[str, Any] = {"model": self.settings.model, "messages": messages}
+        if self.settings.max_tokens:
+            body["max_completion_tokens"] = self.settings.max_tokens
 
-    async def _complete(self, client: Any, messages: list[Any]) -> str:
-        """One chat completion with retries; raises _Retryable after the attempt cap."""
-        import openai
+        def read(reply: Any) -> str:
+            text = chat_text(reply)
+            self._usage.count(reply)
+            return text
 
-        s = self.settings
-        last = "no attempt"
-        for attempt in range(s.max_attempts):
-            wait: float | None = None
-            try:
-                self._usage.requests += 1
-                kwargs: dict[str, Any] = {"model": s.model, "messages": messages}
-                if s.max_tokens:
-                    kwargs["max_completion_tokens"] = s.max_tokens
-                # The client's own POST: same transport, auth and error types as chat.completions.create,
-                # without its per-request walk over the typed parameters and typed reply (about 3 ms a
-                # request with images, measured: on the event loop's one thread that queued requests
-                # behind each other and kept 32 concurrent requests from keeping up with a 300 ms endpoint).
-                resp = await client.post("/chat/completions", body=kwargs, cast_to=dict)
-                content = _content(resp)
-                usage = resp.get("usage")
-                if isinstance(usage, dict):
-                    self._usage.tokens_in += _count(usage.get("prompt_tokens"))
-                    self._usage.tokens_out += _count(usage.get("completion_tokens"))
-                return content
-            except openai.APIStatusError as exc:
-                if exc.status_code not in (408, 409, 429) and exc.status_code < 500:
-                    raise _Retryable(f"HTTP {exc.status_code}: not retryable", wait=-1.0) from exc
-                last = f"HTTP {exc.status_code}"
-                wait = _retry_after(getattr(exc.response, "headers", None))
-            except openai.APITimeoutError:
-                last = "timeout"
-            except openai.APIConnectionError as exc:
-                last = f"connection error ({exc.__class__.__name__})"
-            except _Retryable as exc:
-                last = str(exc)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # any other unusable reply (HTML, truncated or undecodable body)
-                last = f"unusable reply ({exc.__class__.__name__})"
-            if attempt + 1 < s.max_attempts:
-                self._usage.retries += 1
-                note = ""
-                if wait is not None and wait > s.max_retry_after_s:
-                    note = f" (Retry-After {wait:.0f} s, capped at {s.max_retry_after_s:g} s)"
-                    self._usage.capped_waits += 1
-                    wait = s.max_retry_after_s
-                if wait is None:
-                    wait = min(s.max_backoff_s, s.backoff_s * 2**attempt) * (0.5 + random.random())
-                self._notify(f"{last}; retrying in {wait:.1f} s{note}")
-                await asyncio.sleep(wait)
-        raise _Retryable(f"gave up after {s.max_attempts} attempts ({last})")
+        # The client's own POST: same transport, auth and error types as chat.completions.create, without
+        # its per-request walk over the typed parameters and typed reply (about 3 ms a request with images,
+        # measured: on the event loop's one thread that queued requests behind each other and kept 32
+        # concurrent requests from keeping up with a 300 ms endpoint).
+        return await client.call(lambda c: c.post("/chat/completions", body=body, cast_to=dict), read)
 
     async def _verdict(
         self, client: Any, messages: list[Any], two_turn: bool = False
@@ -381,7 +270,7 @@ class VLMJudge:
             if passed is not None:
                 return passed, reason, raws, label
             self._usage.retries += 1
-        raise _Retryable("no parseable verdict in the replies")
+        raise Retryable("no parseable verdict in the replies")
 
     def _prepare(self, task: JudgeTask) -> tuple[Rubric, list[Any]]:
         rubric = match_rubric(task.item, task.direction)[0]
@@ -422,7 +311,7 @@ class VLMJudge:
                 score = share if self.settings.aggregation == "mean" else float(majority)
                 raw = "\n---\n".join(r for _, _, raws, _ in samples for r in raws)
                 return Decision(VerdictStatus.OK, majority, samples[-1][1], raw, score, meta)
-            except _Retryable as exc:
+            except Retryable as exc:
                 self._usage.failures += 1
                 return Decision.fail(str(exc))
             except GapevalError as exc:
@@ -431,35 +320,12 @@ class VLMJudge:
     def judge(self, tasks: Sequence[JudgeTask], emit: Callable[[int, Decision], None]) -> None:
         """Judge concurrently, handing each decision to ``emit(index, decision)`` as it arrives.
 
-        ``emit`` is always called on the calling thread. Inside a running event loop (a notebook), the
-        requests run on a loop of their own in a worker thread.
+        ``emit`` is always called on the calling thread, inside a running event loop (a notebook) too.
         """
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            asyncio.run(self._stream(tasks, emit))
-            return
-        done: queue.Queue[tuple[int, Decision] | BaseException | None] = queue.Queue()
-
-        def put(i: int, dec: Decision) -> None:
-            done.put((i, dec))
-
-        def work() -> None:
-            try:
-                asyncio.run(self._stream(tasks, put))
-            except BaseException as exc:  # handed to the calling thread, raised there
-                done.put(exc)
-            else:
-                done.put(None)
-
-        threading.Thread(target=work, name="gapeval-judge-loop", daemon=True).start()
-        while (got := done.get()) is not None:
-            if isinstance(got, BaseException):
-                raise got
-            emit(*got)
+        drive(lambda put: self._stream(tasks, put), emit)
 
     async def _stream(self, tasks: Sequence[JudgeTask], emit: Callable[[int, Decision], None]) -> None:
-        client = self._client()
+        client = ApiClient(self.settings, self._usage, self._notify)
         sem = asyncio.Semaphore(self.settings.concurrency)
         start = time.perf_counter()
 
