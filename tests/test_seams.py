@@ -438,3 +438,26 @@ def test_an_adapter_out_of_memory_above_batch_two_still_completes_every_request(
     sizes = [int(n) for n in (tmp_path / "oom.py.calls").read_text().split()]
     # 16 -> 8 -> 4 -> 2 on the first batch, then every later batch starts at 2
     assert sum(sizes) == 96 and max(sizes) == 2
+
+
+def test_a_short_last_batch_does_not_shrink_the_batches_after_it(tmp_path, home) -> None:
+    # 96 answers in batches of 10 end with a batch of 6; the images that follow still go 10 at a time.
+    model = write_adapter(
+        tmp_path,
+        "sizes",
+        """
+        with open(__file__ + ".und", "a") as fh:
+            fh.write(f"{len(requests)}\\n")
+        return [TextOutput(text="1") for r in requests]
+        """,
+        """
+        with open(__file__ + ".gen", "a") as fh:
+            fh.write(f"{len(requests)}\\n")
+        return [ImageOutput(image=Image.new("RGB", (48, 48), "white")) for r in requests]
+        """,
+        batch=10,
+    )
+    api.run("shapes-v1-mini", model, out=tmp_path / "r", samples_gen=1, judges=())
+    und = [int(n) for n in (tmp_path / "sizes.py.und").read_text().split()]
+    gen = [int(n) for n in (tmp_path / "sizes.py.gen").read_text().split()]
+    assert und == [10] * 9 + [6] and gen == [10] * 9 + [6]

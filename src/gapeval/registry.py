@@ -108,6 +108,13 @@ MODELS = Registry(
             "outputs already on disk in the authors' layout: replay:MODEL_DIR_NAME",
             example="replay:janus-pro",
         ),
+        "openai": Entry(
+            "gapeval.models.openai_api:OpenAIModel",
+            "a model behind an OpenAI-compatible API (hosted, OpenRouter, vLLM, vllm-omni): openai:MODEL, "
+            "--model-opt base_url=URL, generation=images|chat",
+            extra="judge",
+            example="openai:gpt-image-1",
+        ),
         "http": Entry(
             "gapeval.models.remote:RemoteModel",
             "a model server (gapeval serve, or the standalone template in its own environment): "

@@ -75,8 +75,8 @@ class LocalExecutor:
             while start < len(work):
                 batch = work[start : start + size]
                 results, fitted = _call_fitting(mdl, direction, batch, images)
-                # After an out-of-memory split, later batches start at the size that fitted.
-                size = min(size, fitted)
+                if fitted is not None:  # after an out-of-memory split, later batches use the size that fitted
+                    size = min(size, fitted)
                 start += len(batch)
                 yield from results
 
@@ -88,22 +88,22 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 def _call_fitting(
     model: UnifiedModel, direction: Direction, batch: Sequence[WorkUnit], images: Mapping[str, str]
-) -> tuple[list[WorkResult], int]:
+) -> tuple[list[WorkResult], int | None]:
     """Call the model; on out-of-memory, split the batch and retry the halves, down to one request.
 
     Returns:
-        A result per request, and the largest batch size that ran.
+        A result per request, and the batch size that fitted after a split (None when none was needed).
 
     """
     try:
-        return list(_call(model, direction, batch, images, reraise=is_out_of_memory)), len(batch)
+        return list(_call(model, direction, batch, images, reraise=is_out_of_memory)), None
     except Exception as exc:
         if len(batch) == 1:
             return [WorkResult(batch[0], OutputStatus.FAILED, error=f"{type(exc).__name__}: {exc}")], 1
         mid = len(batch) // 2
         first, fit_a = _call_fitting(model, direction, batch[:mid], images)
         second, fit_b = _call_fitting(model, direction, batch[mid:], images)
-        return first + second, min(fit_a, fit_b)
+        return first + second, min(fit_a or mid, fit_b or len(batch) - mid)
 
 
 def _call(

@@ -81,7 +81,13 @@ class ScriptedServer:
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.rfile.read(length)
+                if self.headers.get("content-type", "").startswith("multipart/"):
+                    body: dict[str, Any] = {"_multipart": raw.decode("latin-1")}
+                else:
+                    body = json.loads(raw or b"{}")
+                # where the request went (/v1/chat/completions, /v1/images/edits, ...), for routing scripts
+                body["_path"] = self.path
                 with server._lock:
                     n = len(server.requests)
                     server.requests.append(body)

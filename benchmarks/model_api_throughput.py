@@ -1,0 +1,98 @@
+"""Throughput of the OpenAI-compatible model adapter against a loopback endpoint with fixed latency.
+
+646 items x 2 directions (text answers through chat completions, images through the images API), every
+request answered after 300 ms by a server in its own process, at concurrency 32. The ideal is
+requests x latency / concurrency; the figure is wall time over ideal (target <= 1.25, like the judge).
+
+    .venv/bin/python benchmarks/model_api_throughput.py [--concurrency 32] [--latency 0.3] [--items 646]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import multiprocessing as mp
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from gapeval import api
+from gapeval.testing.openai_server import Reply, ScriptedServer
+
+CATEGORIES = ["Instruction Following", "Numerical Perception", "World Knowledge", "Reasoning"]
+
+
+def make_suite(folder: Path, n: int) -> Path:
+    folder.mkdir(parents=True)
+    lines = [
+        json.dumps({"id": f"q{i}", "category": CATEGORIES[i % 4], "und": {"prompt": f"question {i}?"},
+                    "gen": {"prompt": f"draw {i}"}, "refs": {"text": "x"}})
+        for i in range(n)
+    ]  # fmt: skip
+    (folder / "suite.jsonl").write_text("\n".join(lines) + "\n")
+    return folder / "suite.jsonl"
+
+
+def _serve(latency: float, ports: Any, stop: Any) -> None:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), "white").save(buf, format="PNG")
+    png = base64.b64encode(buf.getvalue()).decode()
+
+    def script(body: dict[str, Any], n: int) -> Reply:
+        if str(body.get("_path", "")).endswith("/images/generations"):
+            return Reply(payload={"created": 0, "data": [{"b64_json": png}]}, delay_s=latency)
+        return Reply(content="an answer", delay_s=latency)
+
+    with ScriptedServer(script) as srv:
+        ports.put((srv.base_url, 0))
+        stop.wait()
+        ports.put(("done", len(srv.requests)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--latency", type=float, default=0.3)
+    parser.add_argument("--items", type=int, default=646)
+    args = parser.parse_args()
+    os.environ["GAPEVAL_BENCH_KEY"] = "sk-bench-not-a-real-key"
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        suite = make_suite(root / "suite", args.items)
+        ctx = mp.get_context("spawn")
+        ports, stop = ctx.Queue(), ctx.Event()
+        server = ctx.Process(target=_serve, args=(args.latency, ports, stop), daemon=True)
+        server.start()
+        base_url, _ = ports.get(timeout=60)
+        opts = {
+            "base_url": base_url,
+            "api_key_env": "GAPEVAL_BENCH_KEY",
+            "concurrency": str(args.concurrency),
+            "batch_size": str(4 * args.concurrency),
+        }
+        t0 = time.perf_counter()
+        res = api.run(str(suite), "openai:bench-model", out=root / "run", judges=(), model_options=opts)
+        wall = time.perf_counter() - t0
+        stop.set()
+        _, seen = ports.get(timeout=60)
+        server.join(timeout=10)
+        n = res.stats.done + res.stats.failed
+        ideal = n * args.latency / args.concurrency
+        print(
+            f"outputs: {res.stats.done} done, {res.stats.failed} failed; {seen} requests seen by the server"
+        )
+        print(
+            f"concurrency {args.concurrency}, latency {args.latency:.2f} s: wall {wall:.2f} s "
+            f"(run, store and suite load included), ideal {ideal:.2f} s, ratio {wall / ideal:.3f} "
+            "(target <= 1.25)"
+        )
+
+
+if __name__ == "__main__":
+    main()
