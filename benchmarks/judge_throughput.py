@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import tempfile
 import time
@@ -23,7 +22,7 @@ from PIL import Image
 
 from gapeval import api
 from gapeval.models.base import Capabilities, GenerateRequest, ImageOutput, TextOutput, UnderstandRequest
-from gapeval.testing.openai_server import Reply, ScriptedServer
+from gapeval.testing.openai_server import ServerProcess
 
 CATEGORIES = ["Numerical Perception", "Instruction Following", "World Knowledge", "Reasoning"]
 
@@ -68,14 +67,6 @@ def make_suite(folder: Path, n: int = 646) -> Path:
     return folder / "suite.jsonl"
 
 
-def _serve(latency: float, ports: Any, stop: Any) -> None:
-    reply = '{"reason": "scripted", "verdict": "pass"}'
-    with ScriptedServer(lambda body, k: Reply(content=reply, delay_s=latency)) as srv:
-        ports.put((srv.base_url, 0))
-        stop.wait()
-        ports.put(("done", len(srv.requests)))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--concurrency", type=int, default=32)
@@ -88,11 +79,8 @@ def main() -> None:
         run = api.run(str(suite), f"py:{Path(__file__).resolve()}:EchoModel", out=root / "run", judges=())
         n = run.stats.done
         # The server runs in its own process, as a real endpoint would: its parsing is not the judge's cost.
-        ctx = mp.get_context("spawn")
-        ports, stop = ctx.Queue(), ctx.Event()
-        server = ctx.Process(target=_serve, args=(args.latency, ports, stop), daemon=True)
-        server.start()
-        base_url, _ = ports.get(timeout=60)
+        server = ServerProcess("verdict", args.latency).__enter__()
+        base_url = server.base_url
         opts = {
             "base_url": base_url,
             "api_key_env": "GAPEVAL_BENCH_KEY",
@@ -104,9 +92,7 @@ def main() -> None:
         t1 = time.perf_counter()
         (again,) = api.judge(run.path, ["openai:bench-vlm"], options=opts).values()
         wall2 = time.perf_counter() - t1
-        stop.set()
-        _, first = ports.get(timeout=60)
-        server.join(timeout=10)
+        first = server.stop()
         ideal = n * args.latency / args.concurrency
         print(
             f"outputs judged: {stats.judged} of {n} ({stats.requests} requests, {first} seen by the server, "

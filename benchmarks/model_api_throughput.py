@@ -10,20 +10,14 @@ requests x latency / concurrency; the figure is wall time over ideal (target <= 
 from __future__ import annotations
 
 import argparse
-import base64
-import io
 import json
-import multiprocessing as mp
 import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
-
-from PIL import Image
 
 from gapeval import api
-from gapeval.testing.openai_server import Reply, ScriptedServer
+from gapeval.testing.openai_server import ServerProcess
 
 CATEGORIES = ["Instruction Following", "Numerical Perception", "World Knowledge", "Reasoning"]
 
@@ -39,22 +33,6 @@ def make_suite(folder: Path, n: int) -> Path:
     return folder / "suite.jsonl"
 
 
-def _serve(latency: float, ports: Any, stop: Any) -> None:
-    buf = io.BytesIO()
-    Image.new("RGB", (64, 64), "white").save(buf, format="PNG")
-    png = base64.b64encode(buf.getvalue()).decode()
-
-    def script(body: dict[str, Any], n: int) -> Reply:
-        if str(body.get("_path", "")).endswith("/images/generations"):
-            return Reply(payload={"created": 0, "data": [{"b64_json": png}]}, delay_s=latency)
-        return Reply(content="an answer", delay_s=latency)
-
-    with ScriptedServer(script) as srv:
-        ports.put((srv.base_url, 0))
-        stop.wait()
-        ports.put(("done", len(srv.requests)))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--concurrency", type=int, default=32)
@@ -65,11 +43,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         suite = make_suite(root / "suite", args.items)
-        ctx = mp.get_context("spawn")
-        ports, stop = ctx.Queue(), ctx.Event()
-        server = ctx.Process(target=_serve, args=(args.latency, ports, stop), daemon=True)
-        server.start()
-        base_url, _ = ports.get(timeout=60)
+        server = ServerProcess("model", args.latency).__enter__()
+        base_url = server.base_url
         opts = {
             "base_url": base_url,
             "api_key_env": "GAPEVAL_BENCH_KEY",
@@ -79,9 +54,7 @@ def main() -> None:
         t0 = time.perf_counter()
         res = api.run(str(suite), "openai:bench-model", out=root / "run", judges=(), model_options=opts)
         wall = time.perf_counter() - t0
-        stop.set()
-        _, seen = ports.get(timeout=60)
-        server.join(timeout=10)
+        seen = server.stop()
         n = res.stats.done + res.stats.failed
         ideal = n * args.latency / args.concurrency
         print(

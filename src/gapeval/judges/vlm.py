@@ -33,7 +33,7 @@ from gapeval.errors import GapevalError
 from gapeval.items import Direction, Item
 from gapeval.judges.base import Decision, JudgeContext, JudgeTask, JudgeUsage, RubricRef, text_hash
 from gapeval.judges.rubric import Rubric, balance_rubric, match_rubric, parse_verdict
-from gapeval.openai_client import ApiClient, ApiSettings, Retryable, chat_text, drive
+from gapeval.openai_client import ApiClient, ApiSettings, Retryable, chat_text, drive, set_options
 from gapeval.records import VerdictStatus
 
 DEFAULT_MODEL = "gpt-5-mini"
@@ -148,25 +148,12 @@ class VLMJudge:
             )
         for key, value in PROTOCOLS[preset].items():
             setattr(s, key, value)
-        for key, value in opts.items():
-            if not hasattr(s, key) or key in ("model", "protocol"):
-                raise GapevalError(f"unknown judge option {key!r}", field="--judge-opt")
-            current = getattr(s, key)
-            try:
-                if key == "two_turn":
-                    if value.lower() not in _TWO_TURN:
-                        raise ValueError(value)
-                    s.two_turn = _TWO_TURN[value.lower()]
-                elif key == "max_tokens":
-                    s.max_tokens = int(value) or None
-                elif isinstance(current, int):
-                    setattr(s, key, int(value))
-                elif isinstance(current, float):
-                    setattr(s, key, float(value))
-                else:
-                    setattr(s, key, value)
-            except ValueError as exc:
-                raise GapevalError(f"invalid value {value!r}", field=key) from exc
+        two_turn = opts.pop("two_turn", None)
+        if two_turn is not None:
+            if two_turn.lower() not in _TWO_TURN:
+                raise GapevalError(f"invalid value {two_turn!r}; off, text or all", field="two_turn")
+            s.two_turn = _TWO_TURN[two_turn.lower()]
+        set_options(s, opts, "--judge-opt", fixed=("model", "protocol", "two_turn"))
         if s.aggregation not in ("mean", "majority"):
             raise GapevalError("aggregation must be mean or majority", field="aggregation")
         if s.samples < 1 or s.concurrency < 1 or s.max_attempts < 1:

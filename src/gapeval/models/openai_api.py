@@ -19,7 +19,7 @@ import io
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,6 +45,7 @@ from gapeval.openai_client import (
     api_key,
     chat_message,
     chat_text,
+    set_options,
 )
 
 _DATA_URL_PREFIX = "data:"
@@ -75,28 +76,7 @@ def _settings(arg: str, options: dict[str, str]) -> OpenAIModelSettings:
     if not arg:
         raise GapevalError("name the model: openai:MODEL (e.g. openai:gpt-image-1)", field="model")
     s = OpenAIModelSettings(model=arg)
-    known = {f.name: f for f in fields(s) if f.name != "model"}
-    for key, value in options.items():
-        if key not in known:
-            raise GapevalError(
-                f"unknown option {key!r}; known: {', '.join(sorted(known))}", field="--model-opt"
-            )
-        current = getattr(s, key)
-        try:
-            if isinstance(current, bool):
-                setattr(s, key, value.lower() in ("1", "true", "yes"))
-            elif key in ("temperature",):
-                s.temperature = float(value)
-            elif key in ("max_tokens",):
-                s.max_tokens = int(value) or None
-            elif isinstance(current, int):
-                setattr(s, key, int(value))
-            elif isinstance(current, float):
-                setattr(s, key, float(value))
-            else:
-                setattr(s, key, value)
-        except ValueError as exc:
-            raise GapevalError(f"invalid value {value!r}", field=key) from exc
+    set_options(s, options, "--model-opt", fixed=("model",))
     if s.generation not in ("images", "chat"):
         raise GapevalError("generation must be images or chat", field="generation")
     if min(s.concurrency, s.max_attempts, s.batch_size) < 1:

@@ -181,3 +181,64 @@ CHAOS_KINDS = (
     "good", "html", "empty", "wrong-shape", "truncated", "slow", "retry-after-huge", "retry-after-garbage",
     "5xx", "bad-usage", "no-content", "ambiguous", "not-json",
 )  # fmt: skip
+
+
+def _latency_reply(kind: str, latency: float) -> Script:
+    if kind == "verdict":
+        return lambda body, n: Reply(content='{"reason": "scripted", "verdict": "pass"}', delay_s=latency)
+    import base64
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), "white").save(buf, format="PNG")
+    png = base64.b64encode(buf.getvalue()).decode()
+
+    def model(body: dict[str, Any], n: int) -> Reply:
+        if str(body.get("_path", "")).endswith(("/images/generations", "/images/edits")):
+            return Reply(payload={"created": 0, "data": [{"b64_json": png}]}, delay_s=latency)
+        return Reply(content="an answer", delay_s=latency)
+
+    return model
+
+
+def _serve_in_process(kind: str, latency: float, ports: Any, stop: Any) -> None:
+    with ScriptedServer(_latency_reply(kind, latency)) as srv:
+        ports.put(srv.base_url)
+        stop.wait()
+        ports.put(len(srv.requests))
+
+
+class ServerProcess:
+    """A loopback server with fixed latency in a process of its own, as a real endpoint would be.
+
+    Its parsing is then not the client's cost. ``kind``: ``verdict`` (a judge's replies) or ``model``
+    (text answers and images).
+    """
+
+    def __init__(self, kind: str, latency: float) -> None:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        self._ports, self._stop = ctx.Queue(), ctx.Event()
+        self._proc = ctx.Process(
+            target=_serve_in_process, args=(kind, latency, self._ports, self._stop), daemon=True
+        )
+
+    def __enter__(self) -> ServerProcess:
+        self._proc.start()
+        self.base_url: str = self._ports.get(timeout=60)
+        return self
+
+    def stop(self) -> int:
+        """Stop serving; returns how many requests the server saw."""
+        self._stop.set()
+        seen = int(self._ports.get(timeout=60))
+        self._proc.join(timeout=10)
+        return seen
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc.is_alive():
+            self._stop.set()
+            self._proc.join(timeout=10)
