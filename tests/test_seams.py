@@ -461,3 +461,24 @@ def test_a_short_last_batch_does_not_shrink_the_batches_after_it(tmp_path, home)
     und = [int(n) for n in (tmp_path / "sizes.py.und").read_text().split()]
     gen = [int(n) for n in (tmp_path / "sizes.py.gen").read_text().split()]
     assert und == [10] * 9 + [6] and gen == [10] * 9 + [6]
+
+
+def test_a_pair_answers_with_one_model_and_draws_with_the_other(tmp_path, home) -> None:
+    pair = f"pair:toy+py:{EXAMPLE}:MyModel"
+    res = api.run("shapes-v1-mini", pair, out=tmp_path / "pair", samples_gen=1,
+                  model_options={"gen.colour": "black"})  # fmt: skip
+    alone = api.run("shapes-v1-mini", "toy", out=tmp_path / "toy", samples_gen=1)
+    with RunStore.open(res.path) as a, RunStore.open(alone.path) as b:
+        texts = {o.item_id: o.text for o in a.outputs() if o.direction == "und"}
+        assert texts == {o.item_id: o.text for o in b.outputs() if o.direction == "und"}
+        m = a.manifest()
+        gen = [o for o in a.outputs() if o.direction == "gen"]
+    # the example adapter cannot edit: the pair's edits are unsupported, its drawings black canvases
+    assert {o.status for o in gen} == {OutputStatus.DONE, OutputStatus.UNSUPPORTED}
+    assert m.spec.model_identity["und"]["adapter"] == "gapeval.models.toy:ToyModel"
+    assert m.spec.model_identity["gen"]["adapter"] == "py:my_adapter:MyModel"
+    assert (
+        m.model_description["gen"]["family"] == "my-model" and m.model_description["und"]["family"] == "toy"
+    )
+    with pytest.raises(GapevalError, match=r"und\.KEY or gen\.KEY"):
+        api.run("shapes-v1-mini", pair, out=tmp_path / "x", model_options={"colour": "black"})

@@ -115,6 +115,12 @@ MODELS = Registry(
             extra="judge",
             example="openai:gpt-image-1",
         ),
+        "pair": Entry(
+            "gapeval.models.pair:PairModel",
+            "two models as one, the non-unified baseline: pair:UND_SPEC+GEN_SPEC "
+            "(options und.KEY=VALUE, gen.KEY=VALUE)",
+            example="pair:openai:gpt-5-mini+http://127.0.0.1:8900",
+        ),
         "http": Entry(
             "gapeval.models.remote:RemoteModel",
             "a model server (gapeval serve, or the standalone template in its own environment): "
