@@ -391,7 +391,12 @@ def score(
         elif responses is not None:
             data = read_csv(responses)
         else:
-            data = _per_run_responses(records, judges, names, unsupported_as_wrong)
+            data = from_records(
+                records,
+                names=names,
+                unsupported_as_wrong=unsupported_as_wrong,
+                orders=[s.judges for s in scored],
+            )
         data, dropped = _fittable(data)
         notes += dropped
         if data is not None:
@@ -400,29 +405,6 @@ def score(
                 analysis = analyse(data, n_boot=n_boot, workers=workers)
     platform = platform_note() if any(r.gap is not None for r in rows) else None
     return ScoreResult(scored, rows, analysis, notes, platform, data)
-
-
-def _per_run_responses(
-    records: Sequence[RunRecords],
-    judges: Sequence[str] | None,
-    names: Sequence[str],
-    unsupported_as_wrong: bool,
-) -> Responses:
-    # Given judge ids may resolve differently per run (openai:MODEL -> its protocol's id there).
-    tables = [
-        from_records(
-            [r], resolve_judges(r.manifest, judges), names=[n], unsupported_as_wrong=unsupported_as_wrong
-        )
-        for r, n in zip(records, names, strict=True)
-    ]
-    items = sorted({i for t in tables for i in t.items})
-    cats = {i: c for t in tables for i, c in zip(t.items, t.categories, strict=True)}
-    y = np.full((len(tables), len(items), 2), np.nan)
-    index = {i: k for k, i in enumerate(items)}
-    for m, t in enumerate(tables):
-        for j, item in enumerate(t.items):
-            y[m, index[item]] = t.y[0, j]
-    return Responses(list(names), items, y, [cats[i] for i in items])
 
 
 def _fittable(data: Responses) -> tuple[Responses | None, list[str]]:

@@ -99,19 +99,14 @@ class RunScores(BaseModel):
     unsupported_as_wrong: bool = False
 
 
-def verdict_for(
-    records: RunRecords, output: OutputRecord, judge_order: Sequence[str]
-) -> VerdictRecord | None:
-    """The verdict that decides one output, or None.
-
-    It is the first judge in ``judge_order`` with a decided verdict under the rubric hash in force for
-    that item and direction. Verdicts of outputs that no longer exist, and verdicts under rubrics no
-    longer in force, are never read.
-    """
-    return _Index(records).choose(output, judge_order)
-
-
 class _Index:
+    """Which verdict decides an output.
+
+    It is the first judge of the order with a decided verdict under the rubric hash in force for that
+    item and direction. Verdicts of outputs that no longer exist, and verdicts under rubrics no longer
+    in force, are never read.
+    """
+
     def __init__(self, records: RunRecords) -> None:
         self.by_key = {(v.output_key, v.judge_id, v.rubric_hash): v for v in records.verdicts}
         self.in_force = records.in_force
@@ -137,7 +132,7 @@ def item_scores(
 ) -> dict[tuple[str, Direction], float]:
     """Per (item, direction): the mean score over its decided samples.
 
-    Each output is decided by :func:`verdict_for`. With ``unsupported_as_wrong``, an output the model
+    Each output is decided as :class:`_Index` says. With ``unsupported_as_wrong``, an output the model
     could not produce for lack of a capability counts as a wrong answer instead of a missing one.
     """
     index = _Index(records)

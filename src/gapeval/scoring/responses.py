@@ -30,6 +30,7 @@ def from_records(
     *,
     names: Sequence[str] | None = None,
     unsupported_as_wrong: bool = False,
+    orders: Sequence[Sequence[str]] | None = None,
 ) -> Responses:
     """Stack runs (one model each) into a response tensor over the union of their questions.
 
@@ -38,13 +39,17 @@ def from_records(
         judges: Judge ids by precedence (default: each run's last judging chain).
         names: Model names (default: display names, made unique with the run folder's name).
         unsupported_as_wrong: Count unsupported outputs as wrong instead of missing.
+        orders: Judge ids per run (given ids may resolve differently in each run), instead of ``judges``.
 
     """
     labels = list(names) if names is not None else unique_names(runs)
     tables: list[dict[tuple[str, Direction], float]] = []
     cats: dict[str, str] = {}
-    for rec in runs:
-        order = list(judges) if judges else list(rec.manifest.judge_chain)
+    for k, rec in enumerate(runs):
+        if orders is not None:
+            order = list(orders[k])
+        else:
+            order = list(judges) if judges else list(rec.manifest.judge_chain)
         tables.append(item_scores(rec, order, unsupported_as_wrong=unsupported_as_wrong))
         for item_id, (cat, _) in rec.items.items():
             cats.setdefault(item_id, cat.value)
