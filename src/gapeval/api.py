@@ -11,7 +11,6 @@ Every verb works from a notebook, inside a running event loop too:
 from __future__ import annotations
 
 import re
-import uuid
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from gapeval.scoring.leaderboard import Coupling, leaderboard
 from gapeval.scoring.mirt import Responses
 from gapeval.scoring.responses import from_records, read_csv, unique_names
 from gapeval.scoring.result import ScoreResult
-from gapeval.store import RunStore, git_revision, package_versions
+from gapeval.store import RunStore, new_manifest
 from gapeval.suites import data_home, load_suite
 from gapeval.suites.base import Suite
 
@@ -172,14 +171,13 @@ def run(
         store, _ = RunStore.open_or_create(path, spec, command=f"gapeval run -m {model}")
         manifest = store.manifest()
     else:
-        manifest = _draft_manifest(spec, label or "", executor)
+        # What the new run's manifest will say: judges may read it before the directory exists.
+        source = str(suite) if isinstance(suite, str) else loaded.root
+        manifest = new_manifest(spec, label=label or "", executor=executor, suite_source=source)
     try:
         chain = _judges(chain_specs, loaded, manifest, judge_options, notify)
         if store is None:
-            store = RunStore.create(
-                path, spec, label=label or "", executor=executor, command=f"gapeval run -m {model}"
-            )
-            store.update_manifest(suite_source=str(suite) if isinstance(suite, str) else loaded.root)
+            store = RunStore.create(path, spec, manifest=manifest, command=f"gapeval run -m {model}")
             store.put_items(loaded.items)
         elif label is not None and label != manifest.label:
             store.update_manifest(label=label)
@@ -214,19 +212,6 @@ def run(
         judges_from="given" if judges is not None else "suite",
         suite=loaded,
         model_loaded=bool(work.units),
-    )
-
-
-def _draft_manifest(spec: RunSpec, label: str, executor: str) -> RunManifest:
-    # What a new run's manifest will say, for judges that read it before the directory exists.
-    return RunManifest(
-        run_id=uuid.uuid4().hex,
-        spec=spec,
-        label=label,
-        executor=executor,
-        created_at=now(),
-        versions=package_versions(),
-        git_revision=git_revision(),
     )
 
 

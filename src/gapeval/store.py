@@ -45,7 +45,7 @@ from gapeval.records import (
     now,
 )
 
-__all__ = ["RunStore", "git_revision", "package_versions"]
+__all__ = ["RunStore", "git_revision", "new_manifest", "package_versions"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outputs (
@@ -105,6 +105,23 @@ def git_revision() -> str | None:
         check=False,
     ).stdout.strip()
     return res.stdout.strip() + ("-dirty" if dirty else "")
+
+
+def new_manifest(
+    spec: RunSpec, *, label: str = "", executor: str = "local", suite_source: str = ""
+) -> RunManifest:
+    """The manifest of a new run: a fresh run id, and the versions, git revision and platform of here."""
+    return RunManifest(
+        run_id=uuid.uuid4().hex,
+        spec=spec,
+        label=label,
+        executor=executor,
+        suite_source=suite_source,
+        created_at=now(),
+        versions=package_versions(),
+        git_revision=git_revision(),
+        platform=platform.platform(),
+    )
 
 
 def _check_database(db: Path, run: Path) -> None:
@@ -218,8 +235,11 @@ class RunStore:
         label: str = "",
         executor: str = "local",
         command: str = "gapeval",
+        manifest: RunManifest | None = None,
     ) -> RunStore:
         """Make a new run directory, owned (locked) by this process.
+
+        ``manifest`` is the one to write (from :func:`new_manifest`); by default a new one for ``spec``.
 
         Raises:
             GapevalError: The folder holds a run (or a run database without its manifest), holds files
@@ -251,17 +271,10 @@ class RunStore:
                     file=root,
                 )
             (root / "images").mkdir(exist_ok=True)
-            manifest = RunManifest(
-                run_id=uuid.uuid4().hex,
-                spec=spec,
-                label=label,
-                executor=executor,
-                model_description=model_description or {},
-                created_at=now(),
-                versions=package_versions(),
-                git_revision=git_revision(),
-                platform=platform.platform(),
-            )
+            if manifest is None:
+                manifest = new_manifest(spec, label=label, executor=executor)
+            if model_description:
+                manifest = manifest.model_copy(update={"model_description": model_description})
             store = cls(root, new=True)
         except BaseException:
             _release(lock)
