@@ -24,7 +24,7 @@ from gapeval.errors import GapevalError
 from gapeval.executors.base import CommitStats, Committer, ModelSpec, image_index, plan
 from gapeval.judges.base import Judge, JudgeContext, JudgeStats, judge_run
 from gapeval.models.base import ModelContext, model_identity
-from gapeval.records import RunManifest, RunRecords, RunSpec, now, redact
+from gapeval.records import OutputStatus, RunManifest, RunRecords, RunSpec, now, redact
 from gapeval.registry import EXECUTORS, JUDGES, REPORTS
 from gapeval.scoring.gap_analysis import analyse
 from gapeval.scoring.joint import RunScores, item_scores, score_run
@@ -197,7 +197,7 @@ def run(
         described = runner.model_description()
         if described:
             store.update_manifest(model_description=described)
-        if not any(o.status.value == "pending" for o in store.outputs()):
+        if not store.outputs(OutputStatus.PENDING):
             store.update_manifest(finished_at=store.manifest().finished_at or now())
         judge_stats = judge_run(store, loaded, chain) if chain else {}
     finally:

@@ -12,8 +12,8 @@ from gapeval.errors import GapevalError
 MAX_INPUT_BYTES = 512 * 2**20
 
 
-def read_text(path: str | Path) -> str:
-    """A UTF-8 text file's contents (a BOM is allowed).
+def read_text(path: str | Path, max_bytes: int = MAX_INPUT_BYTES) -> str:
+    """A UTF-8 text file's contents (a BOM is allowed), refused unread past ``max_bytes``.
 
     Raises:
         GapevalError: Missing, a folder, unreadable, too large, or not UTF-8, naming the file.
@@ -23,8 +23,8 @@ def read_text(path: str | Path) -> str:
     try:
         if file.is_dir():
             raise GapevalError("is a folder, not a file", file=file)
-        if file.stat().st_size > MAX_INPUT_BYTES:
-            raise GapevalError(f"larger than {MAX_INPUT_BYTES // 2**20} MiB", file=file)
+        if file.stat().st_size > max_bytes:
+            raise GapevalError(f"larger than {max_bytes // 2**20} MiB", file=file)
         data = file.read_bytes()
     except OSError as exc:
         raise GapevalError(f"cannot read ({exc.strerror or exc.__class__.__name__})", file=file) from exc
@@ -34,14 +34,14 @@ def read_text(path: str | Path) -> str:
         raise GapevalError(f"not UTF-8 text (byte {exc.start})", file=file) from exc
 
 
-def read_json(path: str | Path) -> Any:
+def read_json(path: str | Path, max_bytes: int = MAX_INPUT_BYTES) -> Any:
     """A JSON file's value.
 
     Raises:
         GapevalError: As :func:`read_text`, or not valid JSON, or nested too deeply.
 
     """
-    text = read_text(path)
+    text = read_text(path, max_bytes)
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

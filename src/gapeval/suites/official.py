@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gapeval.errors import GapevalError
+from gapeval.files import read_json
 from gapeval.images import contained, first_image, safe_join, verify_image
 from gapeval.items import Category, GenerationTask, ImageRef, Item, References, UnderstandingTask
 from gapeval.suites.base import Skipped, Suite, guarded
@@ -99,20 +100,9 @@ def read_prompt_record(prompt_path: Path) -> dict[str, Any]:
     """Read ``prompt.json``: an object, or a list whose first element is used."""
     if prompt_path.is_symlink() or prompt_path.exists():
         contained(prompt_path, prompt_path.parent, file=prompt_path, field="prompt.json")
-    if prompt_path.exists() and not prompt_path.is_file():
-        raise GapevalError("prompt.json is not a file", file=prompt_path)
-    if prompt_path.is_file() and prompt_path.stat().st_size > MAX_PROMPT_BYTES:
-        raise GapevalError(f"larger than {MAX_PROMPT_BYTES // 2**20} MiB", file=prompt_path)
-    try:
-        data = json.loads(prompt_path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise GapevalError("prompt.json is missing", file=prompt_path) from exc
-    except UnicodeDecodeError as exc:
-        raise GapevalError(f"not UTF-8 (byte {exc.start})", file=prompt_path) from exc
-    except json.JSONDecodeError as exc:
-        raise GapevalError(f"not valid JSON ({exc.msg}, line {exc.lineno})", file=prompt_path) from exc
-    except RecursionError as exc:
-        raise GapevalError("JSON nested too deeply", file=prompt_path) from exc
+    if not prompt_path.exists():
+        raise GapevalError("prompt.json is missing", file=prompt_path)
+    data = read_json(prompt_path, MAX_PROMPT_BYTES)
     if isinstance(data, list):
         if not data or not isinstance(data[0], dict):
             raise GapevalError("a list prompt.json must start with an object", file=prompt_path, field="[0]")
