@@ -49,7 +49,6 @@ def main() -> None:
             "base_url": base_url,
             "api_key_env": "GAPEVAL_BENCH_KEY",
             "concurrency": str(args.concurrency),
-            "batch_size": str(4 * args.concurrency),
         }
         t0 = time.perf_counter()
         res = api.run(str(suite), "openai:bench-model", out=root / "run", judges=(), model_options=opts)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,11 @@ from typer.testing import CliRunner
 
 from gapeval.cli import app
 from gapeval.suites.sample import write_sample_tree
+
+# Nothing in the tests may reach the Hugging Face hub: tiny models are built in-process.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
 #: Test data kept in the repository (tests never read outside it).
 DATA = Path(__file__).resolve().parent / "data"

@@ -482,3 +482,38 @@ def test_a_pair_answers_with_one_model_and_draws_with_the_other(tmp_path, home) 
     )
     with pytest.raises(GapevalError, match=r"und\.KEY or gen\.KEY"):
         api.run("shapes-v1-mini", pair, out=tmp_path / "x", model_options={"colour": "black"})
+
+
+def test_an_io_bound_adapter_streams_each_reply_past_a_slow_one() -> None:
+    import threading
+
+    from gapeval.executors.base import ModelSpec
+    from gapeval.executors.local import LocalExecutor
+    from gapeval.models.base import Capabilities, TextOutput
+    from gapeval.records import WorkUnit
+
+    release = threading.Event()
+
+    class Api:
+        name = "api"
+        capabilities = Capabilities()
+        batch_size = 1
+        parallel_calls = 4
+
+        def describe(self) -> dict[str, str]:
+            return {}
+
+        def understand(self, requests):  # type: ignore[no-untyped-def]
+            if requests[0].item_id == "slow":
+                release.wait(timeout=20)  # held until every other reply has been yielded
+            return [TextOutput(text=r.item_id) for r in requests]
+
+    units = [
+        WorkUnit(item_id=i, direction="und", sample=0, seed=0, prompt="?") for i in ["slow", *"abcdefgh"]
+    ]
+    order = []
+    for result in LocalExecutor(Api()).execute(ModelSpec(spec="x"), units, {}):  # type: ignore[arg-type]
+        order.append(result.unit.item_id)
+        if len(order) == 8:
+            release.set()
+    assert set(order[:8]) == set("abcdefgh") and order[8] == "slow"

@@ -113,8 +113,8 @@ def run(
     executor: str = "local",
     label: str | None = None,
     skip_invalid: bool = False,
-    progress: Callable[[int], None] | None = None,
-    on_total: Callable[[int], None] | None = None,
+    progress: Callable[[str, int], None] | None = None,
+    on_total: Callable[[Mapping[str, int]], None] | None = None,
     notify: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run a model on a suite, then judge the outputs.
@@ -138,8 +138,8 @@ def run(
         executor: The executor's registry name.
         label: The run's display name in tables (default: the model spec).
         skip_invalid: Load a suite's good items and list the bad ones.
-        progress: Called with the number of outputs finished.
-        on_total: Called once with the number of outputs the run holds.
+        progress: Called with a direction (``und``, ``gen``) and how many of its outputs just finished.
+        on_total: Called once with the outputs the run holds per direction.
         notify: Called with what a slow or failing judge endpoint is doing (a retry and why).
 
     """
@@ -184,9 +184,10 @@ def run(
         store.log("resume" if resumed else "start", {"model": model})
         work = plan(store, loaded.items)
         if on_total:
-            on_total(work.total)
-        if progress and work.already_done:
-            progress(work.already_done)
+            on_total(work.totals)
+        if progress:
+            for direction, n in work.done.items():
+                progress(direction, n)
         store.update_manifest(started_at=store.manifest().started_at or now())
         store.log("execute", {"pending": len(work.units), "executor": runner.name})
         committer = Committer(store, progress)
@@ -473,8 +474,8 @@ def demo(
     out: str | Path | None = None,
     fragility_n: int = 6,
     n_boot: int = 200,
-    progress: Callable[[int], None] | None = None,
-    on_total: Callable[[int], None] | None = None,
+    progress: Callable[[str, int], None] | None = None,
+    on_total: Callable[[Mapping[str, int]], None] | None = None,
 ) -> DemoResult:
     """The main job, offline on a CPU: the built-in model on the built-in world, judged exactly."""
     res = run(suite, model, out=out, progress=progress, on_total=on_total)

@@ -5,13 +5,22 @@ from __future__ import annotations
 import csv
 import io
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
@@ -45,16 +54,42 @@ def _guard(fn: Callable[[], T]) -> T:
         raise typer.Exit(2) from None
 
 
+class _Rate(ProgressColumn):
+    """Outputs per second over rich's recent window (blank until it has one)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:.1f}/s")
+
+
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
+        _Rate(),
         TimeRemainingColumn(),
         console=err,
         transient=True,
         disable=not err.is_terminal,
     )
+
+
+class _DirectionBars:
+    """One bar per direction (understanding, generation) for a run's outputs."""
+
+    NAMES: ClassVar[dict[str, str]] = {"und": "understanding", "gen": "generation"}
+
+    def __init__(self, bar: Progress) -> None:
+        self.bar = bar
+        self.tasks: dict[str, TaskID] = {d: bar.add_task(n, total=None) for d, n in self.NAMES.items()}
+
+    def advance(self, direction: str, n: int) -> None:
+        self.bar.advance(self.tasks[direction], n)
+
+    def totals(self, totals: Mapping[str, int]) -> None:
+        for direction, total in totals.items():
+            self.bar.update(self.tasks[direction], total=total)
 
 
 def _notifier(bar: Progress, task: Any, what: str) -> Callable[[str], None]:
@@ -179,7 +214,8 @@ def run_cmd(
 
     def go() -> None:
         with _progress() as bar:
-            task = bar.add_task("outputs", total=None)
+            bars = _DirectionBars(bar)
+            task = bars.tasks["gen"]
             res = api.run(
                 suite,
                 model,
@@ -194,8 +230,8 @@ def run_cmd(
                 executor=executor,
                 label=label,
                 skip_invalid=skip_invalid,
-                progress=lambda n: bar.advance(task, n),
-                on_total=lambda n: bar.update(task, total=n),
+                progress=bars.advance,
+                on_total=bars.totals,
                 notify=_notifier(bar, task, "judging"),
             )
         for s in res.suite.skipped:
@@ -685,7 +721,7 @@ def models_cmd(as_json: JsonOpt = False) -> None:
 
     def listing(reg: Any) -> dict[str, dict[str, str | None]]:
         return {
-            n: {"description": e.description, "extra": e.extra, "example": e.example}
+            n: {"description": e.description, "extra": e.extra, "example": e.example, "does": e.does}
             for n, e in reg.entries().items()
         }
 
@@ -694,16 +730,30 @@ def models_cmd(as_json: JsonOpt = False) -> None:
         "description": available_models()["py"],
         "extra": None,
         "example": "py:my_adapter.py:MyModel",
+        "does": "what its class declares",
     }
     data = {"models": models, "judges": listing(JUDGES), "executors": listing(EXECUTORS)}
     if as_json:
         out.print_json(data=data)
         return
     for kind, entries in data.items():
-        out.print(f"{kind}:", style="dim")
+        table = Table(title=kind, title_justify="left", show_lines=False)
+        columns = (
+            ["name", "what", "does", "needs", "example"] if kind == "models" else ["name", "what", "needs"]
+        )
+        for col in columns:
+            table.add_column(col, overflow="fold")
         for name, e in entries.items():
-            extra = f"  [needs pip install 'gapeval[{e['extra']}]']" if e["extra"] else ""
-            out.print(Text.assemble((name, "bold"), "  ", str(e["description"]), (extra, "dim")))
+            needs = f"pip install 'gapeval[{e['extra']}]'" if e["extra"] else ""
+            cells = {
+                "name": name,
+                "what": e["description"],
+                "does": e["does"],
+                "needs": needs,
+                "example": e["example"],
+            }
+            table.add_row(*(Text(str(cells[c] or "")) for c in columns))
+        out.print(table)
 
 
 @app.command("validate")
@@ -768,14 +818,14 @@ def demo_cmd(
 
     def go() -> None:
         with _progress() as bar:
-            task = bar.add_task(f"{model} on {suite}", total=None)
+            bars = _DirectionBars(bar)
             res = api.demo(
                 suite,
                 model,
                 out=out_dir,
                 fragility_n=fragility_n,
-                progress=lambda n: bar.advance(task, n),
-                on_total=lambda n: bar.update(task, total=n),
+                progress=bars.advance,
+                on_total=bars.totals,
             )
         if as_json:
             out.print_json(data={"run": str(res.run.path), "report": str(res.report), **res.score.to_json()})

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import email.utils
 import math
 import os
@@ -20,7 +19,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -188,33 +187,6 @@ class ApiClient:
     async def close(self) -> None:
         """Close the connection pool."""
         await self.client.close()
-
-
-def set_options(settings: Any, options: Mapping[str, str], flag: str, fixed: tuple[str, ...] = ()) -> None:
-    """Set a settings dataclass's fields from ``KEY=VALUE`` strings, typed by each field's annotation.
-
-    Raises:
-        GapevalError: An unknown (or ``fixed``) key, or a value of the wrong type, naming it.
-
-    """
-    kinds = {f.name: str(f.type) for f in dataclasses.fields(settings) if f.name not in fixed}
-    for key, value in options.items():
-        if key not in kinds:
-            raise GapevalError(f"unknown option {key!r}; known: {', '.join(sorted(kinds))}", field=flag)
-        kind = kinds[key]
-        try:
-            if kind.startswith("bool"):
-                if value.lower() not in ("1", "true", "yes", "0", "false", "no"):
-                    raise ValueError(value)
-                setattr(settings, key, value.lower() in ("1", "true", "yes"))
-            elif kind.startswith("int"):
-                setattr(settings, key, int(value) or (None if "None" in kind else 0))
-            elif kind.startswith("float"):
-                setattr(settings, key, float(value))
-            else:
-                setattr(settings, key, value)
-        except ValueError as exc:
-            raise GapevalError(f"invalid value {value!r}", field=key) from exc
 
 
 def api_key(settings: ApiSettings) -> str:

@@ -36,6 +36,7 @@ class Entry:
         description: One line for listings.
         extra: The optional-dependency extra it needs (``judge`` -> ``pip install 'gapeval[judge]'``).
         example: An example spec.
+        does: For models, what it can do (``und``: answer, ``gen``: draw from text, ``edit``).
         plugin: Whether it came from an entry point.
 
     """
@@ -44,6 +45,7 @@ class Entry:
     description: str
     extra: str | None = None
     example: str = ""
+    does: str = ""
     plugin: bool = False
 
 
@@ -102,11 +104,13 @@ MODELS = Registry(
             "the built-in unified model trained on the shapes world (shipped weights, or toy:CHECKPOINT.pt)",
             extra="torch",
             example="toy",
+            does="und gen edit",
         ),
         "replay": Entry(
             "gapeval.models.replay:ReplayModel",
             "outputs already on disk in the authors' layout: replay:MODEL_DIR_NAME",
             example="replay:janus-pro",
+            does="what was saved",
         ),
         "openai": Entry(
             "gapeval.models.openai_api:OpenAIModel",
@@ -114,18 +118,50 @@ MODELS = Registry(
             "--model-opt base_url=URL, generation=images|chat",
             extra="judge",
             example="openai:gpt-image-1",
+            does="und gen edit",
         ),
         "pair": Entry(
             "gapeval.models.pair:PairModel",
             "two models as one, the non-unified baseline: pair:UND_SPEC+GEN_SPEC "
             "(options und.KEY=VALUE, gen.KEY=VALUE)",
             example="pair:openai:gpt-5-mini+http://127.0.0.1:8900",
+            does="und of the first; gen, edit of the second",
+        ),
+        "janus": Entry(
+            "gapeval.models.janus:JanusModel",
+            "Janus / Janus-Pro in transformers: janus:PATH_OR_HUB_ID (understands, generates; cannot edit)",
+            extra="transformers",
+            example="janus:deepseek-community/Janus-Pro-1B",
+            does="und gen",
+        ),
+        "emu3": Entry(
+            "gapeval.models.emu3:Emu3Model",
+            "Emu3 in transformers, chat and generation checkpoints: emu3:CHAT_PATH,GEN_PATH",
+            extra="transformers",
+            example="emu3:BAAI/Emu3-Chat-hf,BAAI/Emu3-Gen-hf",
+            does="und gen",
+        ),
+        "vlm": Entry(
+            "gapeval.models.vlm:VLMModel",
+            "an understanding-only VLM (AutoModelForImageTextToText + its chat template): vlm:PATH_OR_HUB_ID",
+            extra="transformers",
+            example="vlm:Qwen/Qwen2.5-VL-3B-Instruct",
+            does="und",
+        ),
+        "diffusers": Entry(
+            "gapeval.models.diffusion:DiffusersModel",
+            "a diffusers pipeline, text-to-image or edit (class detected, or pipeline=CLASS): "
+            "diffusers:PATH_OR_HUB_ID",
+            extra="diffusers",
+            example="diffusers:Qwen/Qwen-Image-Edit",
+            does="gen and/or edit, from the pipeline",
         ),
         "http": Entry(
             "gapeval.models.remote:RemoteModel",
             "a model server (gapeval serve, or the standalone template in its own environment): "
             "http://HOST:PORT",
             example="http://127.0.0.1:8900",
+            does="what the server declares",
         ),
     },
 )

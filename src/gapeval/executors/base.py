@@ -99,11 +99,22 @@ class Executor(Protocol):
 
 @dataclass
 class Plan:
-    """The work a run still needs."""
+    """The work a run still needs.
+
+    Attributes:
+        units: The work units still to do.
+        already_done: Outputs already settled (done, unsupported, or failed when not retried).
+        total: Outputs the run holds.
+        totals: Outputs per direction (``und``, ``gen``).
+        done: Outputs already settled per direction.
+
+    """
 
     units: list[WorkUnit]
     already_done: int
     total: int
+    totals: dict[str, int] = field(default_factory=dict)
+    done: dict[str, int] = field(default_factory=dict)
 
 
 def image_index(items: Sequence[Item]) -> dict[str, str]:
@@ -127,7 +138,7 @@ def plan(store: RunStore, items: Sequence[Item], *, retry_failed: bool = True) -
     )
     existing = {(o.item_id, o.direction, o.sample): o for o in store.outputs()}
     units: list[WorkUnit] = []
-    done = 0
+    done = {str(d): 0 for d in Direction}
     for item in items:
         for direction in Direction:
             for sample in range(samples[direction]):
@@ -135,7 +146,7 @@ def plan(store: RunStore, items: Sequence[Item], *, retry_failed: bool = True) -
                 if not (
                     rec.status is OutputStatus.PENDING or (retry_failed and rec.status is OutputStatus.FAILED)
                 ):
-                    done += 1
+                    done[str(direction)] += 1
                     continue
                 und = direction is Direction.UND
                 edit = item.gen.input_image
@@ -150,7 +161,9 @@ def plan(store: RunStore, items: Sequence[Item], *, retry_failed: bool = True) -
                         input_image=edit.sha256 if edit is not None and not und else None,
                     )
                 )
-    return Plan(units=units, already_done=done, total=done + len(units))
+    totals = {str(d): len(items) * samples[d] for d in Direction}
+    settled = sum(done.values())
+    return Plan(units=units, already_done=settled, total=settled + len(units), totals=totals, done=done)
 
 
 @dataclass
@@ -167,7 +180,7 @@ class CommitStats:
 class Committer:
     """The one writer of outputs: each result goes into the store, durably, as it arrives."""
 
-    def __init__(self, store: RunStore, progress: Callable[[int], None] | None = None) -> None:
+    def __init__(self, store: RunStore, progress: Callable[[str, int], None] | None = None) -> None:
         self.store = store
         self.stats = CommitStats()
         self._progress = progress
@@ -196,5 +209,5 @@ class Committer:
         if result.status is not OutputStatus.UNSUPPORTED:
             self.stats.requests[str(unit.direction)] += 1
         if self._progress:
-            self._progress(1)
+            self._progress(str(unit.direction), 1)
         return written

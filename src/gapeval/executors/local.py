@@ -5,12 +5,18 @@ that cannot edit) comes back ``unsupported`` without a call. A model call that r
 wrong number of outputs, fails only the requests of that call, with the message. A call that runs out of
 accelerator memory is split in halves and retried, down to one request, before anything fails; later
 batches then start at the size that fitted.
+
+An I/O-bound adapter (an API, a model server) says how many calls it serves at once
+(``parallel_calls``); the executor then keeps that many calls in flight on threads and yields each
+call's results the moment it ends, so one slow request never holds back the others. A compute-bound
+adapter (one GPU) leaves it at 1 and gets its batches one after another.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from gapeval.executors.base import ModelSpec, WorkResult
@@ -33,7 +39,7 @@ def supported(caps: Capabilities, unit: WorkUnit) -> bool:
     """Whether a model with ``caps`` can serve ``unit``."""
     if unit.direction is Direction.UND:
         return caps.understands
-    return caps.generates and (caps.edits or not unit.is_edit)
+    return caps.edits if unit.is_edit else caps.generates
 
 
 class LocalExecutor:
@@ -65,6 +71,10 @@ class LocalExecutor:
         mdl = self._model
         caps = mdl.capabilities
         size = max(1, model.batch_size or int(getattr(mdl, "batch_size", DEFAULT_BATCH_SIZE)))
+        parallel = max(1, int(getattr(mdl, "parallel_calls", 1)))
+        if parallel > 1:
+            yield from self._parallel(mdl, units, images, size, parallel)
+            return
         for direction in Direction:
             todo = [u for u in units if u.direction is direction]
             for unit in todo:
@@ -79,6 +89,34 @@ class LocalExecutor:
                     size = min(size, fitted)
                 start += len(batch)
                 yield from results
+
+    @staticmethod
+    def _parallel(
+        mdl: UnifiedModel, units: Sequence[WorkUnit], images: Mapping[str, str], size: int, parallel: int
+    ) -> Iterator[WorkResult]:
+        """Keep ``parallel`` calls in flight; yield each call's results as soon as it ends."""
+        caps = mdl.capabilities
+        for unit in units:
+            if not supported(caps, unit):
+                yield WorkResult(unit, OutputStatus.UNSUPPORTED, error="model lacks this capability")
+        calls = [
+            (direction, work[i : i + size])
+            for direction in Direction
+            for work in [[u for u in units if u.direction is direction and supported(caps, u)]]
+            for i in range(0, len(work), size)
+        ]
+        with ThreadPoolExecutor(parallel, thread_name_prefix="gapeval-call") as pool:
+            running: set[Future[tuple[list[WorkResult], int | None]]] = set()
+            for direction, batch in calls:
+                if len(running) >= parallel:
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        yield from fut.result()[0]
+                running.add(pool.submit(_call_fitting, mdl, direction, batch, images))
+            while running:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield from fut.result()[0]
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -33,7 +33,8 @@ from gapeval.errors import GapevalError
 from gapeval.items import Direction, Item
 from gapeval.judges.base import Decision, JudgeContext, JudgeTask, JudgeUsage, RubricRef, text_hash
 from gapeval.judges.rubric import Rubric, balance_rubric, match_rubric, parse_verdict
-from gapeval.openai_client import ApiClient, ApiSettings, Retryable, chat_text, drive, set_options
+from gapeval.openai_client import ApiClient, ApiSettings, Retryable, chat_text, drive
+from gapeval.options import set_options
 from gapeval.records import VerdictStatus
 
 DEFAULT_MODEL = "gpt-5-mini"

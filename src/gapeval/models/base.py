@@ -19,7 +19,15 @@ from gapeval.suites.base import Suite
 
 
 class Capabilities(BaseModel):
-    """What a model can do; requests it cannot serve are recorded as unsupported, not as wrong."""
+    """What a model can do; requests it cannot serve are recorded as unsupported, not as wrong.
+
+    Attributes:
+        understands: Answers image + text questions with text.
+        generates: Draws an image from text alone.
+        edits: Edits an input image following text (independent of ``generates``: an edit-only pipeline
+            has ``generates=False, edits=True``).
+
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -144,15 +152,16 @@ def available_models() -> dict[str, str]:
     """Known model families and a one-line description of each."""
     return {
         **MODELS.describe(),
-        "py": "any adapter class, unregistered: py:path/to/adapter.py:Class or py:pkg.mod:Class",
+        "py": "any adapter class, unregistered: py:path/to/adapter.py:Class[:ARG] or py:pkg.mod:Class[:ARG]",
     }
 
 
 def model_class(spec: str) -> tuple[Any, str]:
     """The adapter class a model spec names, and the argument to pass it (imports lazily)."""
     family, _, arg = spec.partition(":")
-    if family == "py":
-        return load_py(arg), ""
+    if family == "py":  # py:TARGET:Class[:ARG], ARG handed to the class like a family's argument
+        parts = arg.split(":", 2)
+        return load_py(":".join(parts[:2])), parts[2] if len(parts) == 3 else ""
     return MODELS.load(family), arg
 
 

@@ -45,8 +45,8 @@ from gapeval.openai_client import (
     api_key,
     chat_message,
     chat_text,
-    set_options,
 )
+from gapeval.options import set_options
 
 _DATA_URL_PREFIX = "data:"
 
@@ -61,7 +61,7 @@ class OpenAIModelSettings(ApiSettings):
     temperature: float | None = None
     max_tokens: int | None = None
     send_seed: bool = True
-    batch_size: int = 64
+    batch_size: int = 1
     concurrency: int = 16
 
     def endpoint(self) -> str:
@@ -146,7 +146,11 @@ class OpenAIModel:
         self.settings = settings
         self.name = f"openai:{settings.model}"
         self.batch_size = settings.batch_size
+        # I/O-bound: the executor keeps enough calls in flight for ``concurrency`` requests, and commits
+        # each call's replies as they land (with batch_size 1, every reply on its own).
+        self.parallel_calls = max(1, -(-settings.concurrency // settings.batch_size))
         self.usage = ApiUsage()
+        self._loop_lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: ApiClient | None = None
         ApiClient.client_class()
@@ -246,16 +250,17 @@ class OpenAIModel:
         # One event loop and one connection pool for the model's life (a thread of its own): batches
         # then reuse connections instead of paying a client and TLS set-up each, and a caller's own
         # running loop (a notebook) is never involved.
-        if self._loop is None or self._client is None:
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="gapeval-openai-model", daemon=True).start()
+        with self._loop_lock:  # the executor calls from several threads at once
+            if self._loop is None or self._client is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="gapeval-openai-model", daemon=True).start()
 
-            async def make() -> ApiClient:
-                return ApiClient(self.settings, self.usage)
+                async def make() -> ApiClient:
+                    return ApiClient(self.settings, self.usage)
 
-            self._client = asyncio.run_coroutine_threadsafe(make(), loop).result()
-            self._loop = loop
-        return self._loop, self._client
+                self._client = asyncio.run_coroutine_threadsafe(make(), loop).result()
+                self._loop = loop
+            return self._loop, self._client
 
     def _run(self, n: int, one: Callable[[ApiClient, int], Any], fail: Callable[[str], Any]) -> list[Any]:
         loop, client = self._client_on_loop()

@@ -50,7 +50,7 @@ class PairModel:
         self.capabilities = Capabilities(
             understands=und.capabilities.understands,
             generates=gen.capabilities.generates,
-            edits=gen.capabilities.generates and gen.capabilities.edits,
+            edits=gen.capabilities.edits,
         )
         self.batch_size = min(int(getattr(und, "batch_size", 8)), int(getattr(gen, "batch_size", 8)))
 
