@@ -20,12 +20,16 @@ from typing import Literal
 
 import numpy as np
 
+from gapeval import bundle
 from gapeval.errors import GapevalError
 from gapeval.executors.base import CommitStats, Committer, ModelSpec, image_index, plan
+from gapeval.items import Item
 from gapeval.judges.base import Judge, JudgeContext, JudgeStats, judge_run
 from gapeval.models.base import ModelContext, model_identity
 from gapeval.records import OutputStatus, RunManifest, RunRecords, RunSpec, now, redact
 from gapeval.registry import EXECUTORS, JUDGES, REPORTS
+from gapeval.report.markdown import summary_markdown
+from gapeval.report.site import SitePaths, write_site
 from gapeval.scoring.gap_analysis import analyse
 from gapeval.scoring.joint import RunScores, item_scores, score_run
 from gapeval.scoring.leaderboard import Coupling, leaderboard
@@ -216,13 +220,29 @@ def run(
     )
 
 
+def resolve_run(path: str | Path) -> Path:
+    """A run directory: ``path`` itself, or the extraction of a bundle file (see :mod:`gapeval.bundle`)."""
+    return bundle.open_bundle(path) if bundle.is_bundle(path) else Path(path)
+
+
+def export(run_dir: str | Path, out: str | Path) -> Path:
+    """Pack a run, with its suite's items and images, into one shareable file (see :mod:`gapeval.bundle`)."""
+    with RunStore.open(resolve_run(run_dir)) as store:
+        suite = suite_of(store)
+    return bundle.export(resolve_run(run_dir), out, suite)
+
+
 def suite_of(store: RunStore, override: str | None = None) -> Suite:
-    """Reload the suite a run was made on and check it is the same content."""
+    """Reload the suite a run was made on and check it is the same content.
+
+    A run extracted from a bundle uses the bundle's own snapshot of the suite.
+    """
     manifest = store.manifest()
+    snapshot = bundle.suite_of_bundle(store.path) if override is None else None
     source = override or manifest.suite_source
-    if not source:
+    if snapshot is None and not source:
         raise GapevalError("the run does not record its suite; pass --suite", file=store.manifest_path)
-    suite = load_suite(source, skip_invalid=True)
+    suite = snapshot or load_suite(source, skip_invalid=True)
     if suite.content_hash() != manifest.spec.suite_hash:
         raise GapevalError(
             f"suite {source} has changed since the run (content hash differs)",
@@ -249,16 +269,19 @@ def judge(
     """
     if not judges:
         raise GapevalError("name at least one judge", field="--judge")
-    store = run_dir if isinstance(run_dir, RunStore) else RunStore.open(run_dir)
+    store = run_dir if isinstance(run_dir, RunStore) else RunStore.open(resolve_run(run_dir))
     try:
         if not isinstance(run_dir, RunStore):
             store.lock("gapeval judge")
         loaded = suite or suite_of(store, suite_source)
         chain = _judges(judges, loaded, store.manifest(), options, notify)
-        return judge_run(store, loaded, chain, progress=progress)
+        stats = judge_run(store, loaded, chain, progress=progress)
     finally:
         if not isinstance(run_dir, RunStore):
             store.close()
+    if not isinstance(run_dir, RunStore):
+        bundle.repack(store.path)  # a judged bundle carries its new verdicts
+    return stats
 
 
 def resolve_judges(manifest: RunManifest, given: Sequence[str] | None) -> list[str]:
@@ -302,7 +325,7 @@ def read_runs(runs: Sequence[str | Path | RunRecords]) -> list[RunRecords]:
         if isinstance(r, RunRecords):
             out.append(r)
             continue
-        with RunStore.open(r) as store:
+        with RunStore.open(resolve_run(r)) as store:
             out.append(store.records())
     return out
 
@@ -452,10 +475,52 @@ def report(
 ) -> list[Path]:
     """Write the run's reports (default: ``report.md`` and ``report.json``); returns their paths."""
     writers = [REPORTS.load(k) for k in kinds]
+    run_dir = resolve_run(run_dir)
     with RunStore.open(run_dir) as store:
         manifest = store.manifest()
     result = result or score([run_dir], method="both", fragility_n=fragility_n, n_boot=n_boot)
     return [w.write(Path(run_dir), manifest, result) for w in writers]
+
+
+def report_site(
+    runs: Sequence[str | Path],
+    *,
+    out: str | Path | None = None,
+    result: ScoreResult | None = None,
+    fragility_n: int = 6,
+    n_boot: int = 200,
+) -> SitePaths:
+    """Write the HTML report of one or several runs (a static site; open ``index.html`` from disk).
+
+    Args:
+        runs: Run directories (one model each; several are compared side by side).
+        out: The folder to write (default: ``RUN/report`` for one run; required for several).
+        result: Their scores, if already computed (default: both methods, from the stored verdicts).
+        fragility_n: Perturbed refits for the paper-compatible Gap's fragility.
+        n_boot: Bootstrap resamples for the MIRT intervals.
+
+    """
+    if not runs:
+        raise GapevalError("give at least one run directory", field="RUNS")
+    if out is None and len(runs) > 1:
+        raise GapevalError("a report of several runs needs -o DIR", field="--out")
+    dirs = [resolve_run(r) for r in runs]
+    target = Path(out) if out is not None else dirs[0] / "report"
+    records = read_runs(dirs)
+    result = result or score(records, method="both", fragility_n=fragility_n, n_boot=n_boot)
+    items: dict[str, Item] = {}
+    for path in dirs:
+        with RunStore.open(path) as store:
+            try:
+                suite = suite_of(store)
+            except GapevalError:
+                continue  # the browser then shows what the run holds, without prompts and references
+        for item in suite.items:
+            items.setdefault(item.id, item)
+    orders = [resolve_judges(r.manifest, None) for r in records]
+    return write_site(
+        records, result, target, items=items, orders=orders, summary_md=summary_markdown(result)
+    )
 
 
 @dataclass
@@ -465,6 +530,7 @@ class DemoResult:
     run: RunResult
     score: ScoreResult
     report: Path
+    site: SitePaths
 
 
 def demo(
@@ -481,4 +547,5 @@ def demo(
     res = run(suite, model, out=out, progress=progress, on_total=on_total)
     scored = score([res.path], method="both", fragility_n=fragility_n, n_boot=n_boot)
     paths = report(res.path, result=scored)
-    return DemoResult(run=res, score=scored, report=paths[0])
+    site = report_site([res.path], result=scored)
+    return DemoResult(run=res, score=scored, report=paths[0], site=site)

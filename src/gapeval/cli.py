@@ -207,9 +207,12 @@ def run_cmd(
     label: Annotated[str | None, typer.Option(help="Display name of this run in tables.")] = None,
     skip_invalid: Annotated[bool, typer.Option(help="Load the good items, list the bad ones.")] = False,
     fragility_n: Annotated[int, typer.Option("--fragility", help="Perturbed refits for ±frag (0: off).")] = 6,
+    html: Annotated[
+        bool, typer.Option("--html/--no-html", help="Write the HTML report (RUN/report).")
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a model on a suite, judge it, and print the leaderboard row."""
+    """Run a model on a suite, judge it, print the leaderboard row, and write the HTML report."""
     from gapeval import api
 
     def go() -> None:
@@ -237,6 +240,7 @@ def run_cmd(
         for s in res.suite.skipped:
             err.print(f"skipped: {s.line()}", markup=False, highlight=False, soft_wrap=True)
         scored = api.score([res.path], method="reference", fragility_n=fragility_n)
+        site = api.report_site([res.path], result=scored) if html else None
         summary = {
             "run": str(res.path),
             "resumed": res.resumed,
@@ -245,6 +249,7 @@ def run_cmd(
             "judges": {k: vars(v) for k, v in res.judge_stats.items()},
             "judges_from": res.judges_from,
             "skipped": [s.line() for s in res.suite.skipped],
+            "html_report": str(site.index) if site else None,
             **scored.to_json(),
         }
         if as_json:
@@ -262,6 +267,8 @@ def run_cmd(
         print_leaderboard(scored.leaderboard, platform=scored.platform)
         print_notes(scored.notes)
         out.print(f"run directory: {res.path}", markup=False)
+        if site:
+            out.print(f"html report: {site.index}", markup=False)
 
     _guard(go)
 
@@ -828,7 +835,8 @@ def demo_cmd(
                 on_total=bars.totals,
             )
         if as_json:
-            out.print_json(data={"run": str(res.run.path), "report": str(res.report), **res.score.to_json()})
+            paths = {"run": str(res.run.path), "report": str(res.report), "html_report": str(res.site.index)}
+            out.print_json(data={**paths, **res.score.to_json()})
             return
         print_leaderboard(res.score.leaderboard, f"{model} on {suite} (x100)", platform=res.score.platform)
         if res.score.mirt is not None:
@@ -836,26 +844,61 @@ def demo_cmd(
         print_notes(res.score.notes)
         out.print(f"run directory: {res.run.path}", markup=False)
         out.print(f"report: {res.report}", markup=False)
+        out.print(f"html report: {res.site.index}", markup=False)
 
     _guard(go)
 
 
 @app.command("report")
 def report_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories (several: compared side by side).")],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder of the HTML report (default: RUN/report).")
+    ] = None,
     kind: Annotated[
         list[str] | None,
-        typer.Option("--kind", "-k", help="Report kinds (registry names; default markdown)."),
+        typer.Option(
+            "--kind", "-k", help="Also write these per-run reports (registry names, e.g. markdown)."
+        ),
     ] = None,
     fragility_n: Annotated[int, typer.Option("--fragility", help="Perturbed refits for ±frag (0: off).")] = 6,
     n_boot: Annotated[int, typer.Option("--boot", help="Bootstrap resamples for the MIRT CIs.")] = 200,
 ) -> None:
-    """Write a run's reports from its stored verdicts (never re-runs or re-judges)."""
+    """Write the HTML report of runs from their stored verdicts (never re-runs or re-judges).
+
+    The folder holds index.html (open it from disk), provenance.html, tables/*.csv, figures/*.svg|png
+    and summary.md.
+    """
     from gapeval import api
 
     def go() -> None:
-        for path in api.report(run_dir, kinds=kind or ["markdown"], fragility_n=fragility_n, n_boot=n_boot):
-            out.print(f"report: {path}", markup=False)
+        result = api.score(run_dirs, method="both", fragility_n=fragility_n, n_boot=n_boot)
+        for run_dir in run_dirs if kind else []:
+            for path in api.report(run_dir, kinds=kind or [], fragility_n=fragility_n, n_boot=n_boot):
+                out.print(f"report: {path}", markup=False)
+        site = api.report_site(run_dirs, out=out_dir, result=result)
+        out.print(f"html report: {site.index}", markup=False)
+
+    _guard(go)
+
+
+@app.command("export")
+def export_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    out_file: Annotated[
+        Path, typer.Option("--out", "-o", help="The bundle file to write (e.g. run.gapeval).")
+    ],
+) -> None:
+    """Pack a run into one file others can score, re-judge and report on without the model.
+
+    It holds the manifest, every output and image, every verdict with its judge id, rubric hash and raw
+    reply, and the suite's items and images.
+    """
+    from gapeval import api
+
+    def go() -> None:
+        path = api.export(run_dir, out_file)
+        out.print(f"bundle: {path} ({path.stat().st_size / 2**20:.1f} MiB)", markup=False)
 
     _guard(go)
 

@@ -176,6 +176,11 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def image_file(run_dir: str | Path, sha: str) -> Path:
+    """Where a run directory keeps the generated image with this SHA-256."""
+    return Path(run_dir) / "images" / sha[:2] / f"{sha}.png"
+
+
 class RunStore:
     """A run directory opened for reading and writing.
 
@@ -561,7 +566,7 @@ class RunStore:
 
     def image_path(self, sha: str) -> Path:
         """Where the image with this hash lives."""
-        return self.images_dir / sha[:2] / f"{sha}.png"
+        return image_file(self.path, sha)
 
     # -- verdicts ----------------------------------------------------------------------------------
     def put_verdict(self, verdict: VerdictRecord) -> None:

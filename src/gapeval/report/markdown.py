@@ -113,6 +113,31 @@ def write_report(
     return path
 
 
+def summary_markdown(result: ScoreResult) -> str:
+    """A short Markdown summary of scored runs (for a README or a pull request): overall rows and gaps."""
+    lines = [
+        "| model | N | Succ | Und | Gen | both | und only | gen only | neither | Gap | ±frag |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for r in result.leaderboard:
+        if r.category == "Overall":
+            shares = " | ".join(f"{100 * p:.1f}" for p in r.joint)
+            lines.append(
+                f"| {r.model} | {r.n_paired} | {_f(r.succ)} | {_f(r.und)} | {_f(r.gen)} | {shares} | "
+                f"{_f(r.gap)} | {_f(r.gap_fragility, 2)} |"
+            )
+    if result.mirt is not None:
+        lines += ["", "| model | identified gap (logits) | interval | p (no gap) |", "|---|--:|--:|--:|"]
+        for e in result.mirt.estimates:
+            if e.group == "Overall":
+                ci = "–" if e.ci_low is None else f"[{e.ci_low:+.2f}, {e.ci_high:+.2f}]"
+                lines.append(f"| {e.model} | {e.gap:+.3f} | {ci} | {e.p_nogap:.3g} |")
+    lines += ["", "Percentages x100 of items decided both ways; Gap: the paper-compatible Gap Score."]
+    if result.platform:
+        lines += ["", result.platform]
+    return "\n".join(lines) + "\n"
+
+
 class MarkdownReport:
     """The ``markdown`` report: ``report.md`` and ``report.json`` in the run directory."""
 

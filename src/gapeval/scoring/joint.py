@@ -99,7 +99,7 @@ class RunScores(BaseModel):
     unsupported_as_wrong: bool = False
 
 
-class _Index:
+class VerdictIndex:
     """Which verdict decides an output.
 
     It is the first judge of the order with a decided verdict under the rubric hash in force for that
@@ -114,6 +114,7 @@ class _Index:
         self.legacy = {j.judge_id: j.rubric_hash for j in records.manifest.judges}
 
     def choose(self, output: OutputRecord, judge_order: Sequence[str]) -> VerdictRecord | None:
+        """The verdict that decides ``output`` under ``judge_order`` (None: undecided)."""
         key = output.output_key
         if key is None:
             return None
@@ -132,10 +133,10 @@ def item_scores(
 ) -> dict[tuple[str, Direction], float]:
     """Per (item, direction): the mean score over its decided samples.
 
-    Each output is decided as :class:`_Index` says. With ``unsupported_as_wrong``, an output the model
+    Each output is decided as :class:`VerdictIndex` says. With ``unsupported_as_wrong``, an output the model
     could not produce for lack of a capability counts as a wrong answer instead of a missing one.
     """
-    index = _Index(records)
+    index = VerdictIndex(records)
     per: dict[tuple[str, Direction], list[float]] = defaultdict(list)
     for out in records.outputs:
         if out.status is OutputStatus.UNSUPPORTED:

@@ -1,0 +1,148 @@
+"""The report's charts, drawn with matplotlib and written as SVG (for the page and papers) and PNG.
+
+Every figure has a title, axis labels and a legend. SVG text is drawn as paths, so a figure needs no font
+and makes no request when the page is opened from disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from gapeval.scoring.gap_analysis import GapAnalysis
+from gapeval.scoring.joint import RunScores
+
+_JOINT = [("both right", "#2e7d32"), ("understood only", "#1565c0"), ("drew only", "#ef6c00"),
+          ("both wrong", "#9e9e9e")]  # fmt: skip
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"svg.fonttype": "path", "svg.hashsalt": "gapeval", "font.size": 9})
+    return plt
+
+
+def short(name: str, width: int = 36) -> str:
+    """A model's name cut to ``width`` characters in the middle (specs with paths get long)."""
+    return name if len(name) <= width else name[: width // 2 - 1] + "…" + name[-(width // 2) :]
+
+
+def _save(fig: Any, folder: Path, name: str) -> str:
+    # bbox_inches="tight" grows the canvas to fit long labels instead of squeezing the axes.
+    fig.savefig(folder / f"{name}.svg", metadata={"Date": None}, bbox_inches="tight")
+    fig.savefig(folder / f"{name}.png", dpi=144, bbox_inches="tight")
+    _plt().close(fig)
+    return f"{name}.svg"
+
+
+def accuracy_by_category(runs: Sequence[RunScores], folder: Path) -> str:
+    """Understanding and generation accuracy per category, per model (grouped bars)."""
+    plt = _plt()
+    cats = sorted({c for r in runs for c in r.categories})
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), sharey=True)
+    width = 0.8 / max(1, len(runs))
+    for ax, direction, title in ((axes[0], "und", "Understanding"), (axes[1], "gen", "Generation")):
+        for k, r in enumerate(runs):
+            vals = [
+                100 * (getattr(r.categories[c], f"{direction}_acc") or 0.0) if c in r.categories else 0.0
+                for c in cats
+            ]
+            ax.bar([i + k * width for i in range(len(cats))], vals, width, label=short(r.model))
+        ax.set_title(f"{title} accuracy by category")
+        ax.set_xticks([i + width * (len(runs) - 1) / 2 for i in range(len(cats))])
+        ax.set_xticklabels([c.replace(" ", "\n") for c in cats])
+        ax.set_xlabel("category")
+        ax.set_ylim(0, 100)
+    axes[0].set_ylabel("accuracy (%)")
+    axes[1].legend(title="model", fontsize=8, loc="upper right")
+    return _save(fig, folder, "accuracy_by_category")
+
+
+def joint_outcomes(runs: Sequence[RunScores], folder: Path) -> str:
+    """Joint-outcome shares over paired items, per model (stacked horizontal bars)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 2.2 + 0.45 * len(runs)))
+    names = [short(r.model) for r in runs]
+    left = [0.0] * len(runs)
+    for k, (label, colour) in enumerate(_JOINT):
+        vals = [100 * r.overall.joint.shares()[k] for r in runs]
+        ax.barh(names, vals, left=left, color=colour, label=label)
+        left = [a + b for a, b in zip(left, vals, strict=True)]
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("share of items decided both ways (%)")
+    ax.set_ylabel("model")
+    ax.set_title("Joint outcomes: understanding and generation of the same question")
+    ax.invert_yaxis()
+    ax.legend(ncol=4, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.35 - 0.05 * len(runs)))
+    return _save(fig, folder, "joint_outcomes")
+
+
+def abilities(analysis: GapAnalysis, folder: Path, group: str = "Overall") -> str | None:
+    """Understanding against generation ability per model, with the diagonal (no gap) and the gap's CI."""
+    est = [e for e in analysis.estimates if e.group == group]
+    if not est:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    lo = min(min(e.theta_und, e.theta_gen) for e in est) - 0.5
+    hi = max(max(e.theta_und, e.theta_gen) for e in est) + 0.5
+    ax.plot([lo, hi], [lo, hi], color="#777", linestyle="--", linewidth=1, label="no gap (und = gen)")
+    for e in est:
+        # The gap is und - gen; its interval, drawn vertically, says how far below the diagonal it may be.
+        low = e.ci_low if e.ci_low is not None else e.wald_low
+        high = e.ci_high if e.ci_high is not None else e.wald_high
+        yerr = None
+        if low is not None and high is not None:
+            yerr = [[max(0.0, e.gap - low)], [max(0.0, high - e.gap)]]
+        ax.errorbar(
+            [e.theta_und],
+            [e.theta_gen],
+            yerr=yerr,
+            fmt="o",
+            capsize=3,
+            label=f"{short(e.model)} (gap {e.gap:.2f})",
+        )
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("understanding ability (logit)")
+    ax.set_ylabel("generation ability (logit)")
+    ax.set_title(f"Abilities ({group}); bars: {int(100 * analysis.ci)}% interval of the gap")
+    ax.legend(fontsize=7, loc="upper left")
+    return _save(fig, folder, "abilities")
+
+
+def gap_heatmap(rows: dict[str, dict[str, float | None]], folder: Path, what: str) -> str | None:
+    """Gap per model (rows) and category (columns)."""
+    if not rows:
+        return None
+    plt = _plt()
+    models = list(rows)
+    cats = sorted({c for r in rows.values() for c in r})
+    grid = [[rows[m].get(c) for c in cats] for m in models]
+    values = [[float("nan") if v is None else v for v in row] for row in grid]
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(cats), 1.2 + 0.45 * len(models)))
+    image = ax.imshow(
+        values, cmap="RdBu_r", aspect="auto", vmin=-max(1e-9, _absmax(values)), vmax=_absmax(values)
+    )
+    for i, row in enumerate(grid):
+        for j, v in enumerate(row):
+            ax.text(j, i, "–" if v is None else f"{v:.2f}", ha="center", va="center", fontsize=8)
+    ax.set_xticks(range(len(cats)))
+    ax.set_xticklabels([c.replace(" ", "\n") for c in cats])
+    ax.set_yticks(range(len(models)))
+    ax.set_yticklabels([short(m) for m in models])
+    ax.set_xlabel("category")
+    ax.set_ylabel("model")
+    ax.set_title(f"Gap by category ({what})")
+    fig.colorbar(image, ax=ax, label=f"gap ({what}); red: understands better than it draws")
+    return _save(fig, folder, "gap_heatmap")
+
+
+def _absmax(values: list[list[float]]) -> float:
+    finite = [abs(v) for row in values for v in row if v == v]
+    return max(finite) if finite else 1.0
