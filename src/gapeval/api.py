@@ -489,6 +489,7 @@ def report_site(
     result: ScoreResult | None = None,
     fragility_n: int = 6,
     n_boot: int = 200,
+    extra_charts: Sequence[Path] = (),
 ) -> SitePaths:
     """Write the HTML report of one or several runs (a static site; open ``index.html`` from disk).
 
@@ -498,6 +499,7 @@ def report_site(
         result: Their scores, if already computed (default: both methods, from the stored verdicts).
         fragility_n: Perturbed refits for the paper-compatible Gap's fragility.
         n_boot: Bootstrap resamples for the MIRT intervals.
+        extra_charts: SVG charts of a study over these runs (checkpoint curves), shown first.
 
     """
     if not runs:
@@ -519,7 +521,13 @@ def report_site(
             items.setdefault(item.id, item)
     orders = [resolve_judges(r.manifest, None) for r in records]
     return write_site(
-        records, result, target, items=items, orders=orders, summary_md=summary_markdown(result)
+        records,
+        result,
+        target,
+        items=items,
+        orders=orders,
+        summary_md=summary_markdown(result),
+        extra_charts=extra_charts,
     )
 
 

@@ -882,6 +882,67 @@ def report_cmd(
     _guard(go)
 
 
+@app.command("curve")
+def curve_cmd(
+    checkpoints: Annotated[
+        list[Path],
+        typer.Argument(help="Checkpoints, or a training folder of step_* files (gapeval toy train -o)."),
+    ],
+    suite: Annotated[str, typer.Option(help="Suite to evaluate every checkpoint on.")] = "shapes-v1",
+    out_dir: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for the runs, table and figure.")
+    ] = Path("curve"),
+    model: Annotated[str, typer.Option(help="Model spec; {checkpoint} is replaced by each path.")] = (
+        "toy:{checkpoint}"
+    ),
+    fraction: Annotated[
+        float, typer.Option(help="Share of the final accuracy that counts as reached.")
+    ] = 0.9,
+    n_boot: Annotated[int, typer.Option("--boot", help="Bootstrap resamples (gap and lag intervals).")] = 200,
+    samples_gen: Annotated[int | None, typer.Option(help="Images per item (default: the suite's).")] = None,
+    seed: Annotated[int, typer.Option(help="Run seed, the same for every checkpoint.")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Both directions over a checkpoint series: accuracy curves, the gap per checkpoint, and the lag."""
+    from gapeval.experiments.curve import curve
+
+    def go() -> None:
+        res = curve(checkpoints, suite=suite, out=out_dir, model=model, fraction=fraction, n_boot=n_boot,
+                    samples_gen=samples_gen, seed=seed,
+                    progress=None if as_json else lambda line: err.print(line, markup=False))  # fmt: skip
+        if as_json:
+            out.print_json(data=res.model_dump())
+            return
+        table = Table(
+            title=f"{len(res.points)} checkpoints on {res.suite} (accuracy x100)", title_justify="left"
+        )
+        for col in ("step", "Und", "Gen", "N und", "N gen", "gap (logits)", "interval"):
+            table.add_column(col, justify="right")
+        for p in res.points:
+            ci = "–" if p.gap_low is None or p.gap_high is None else f"{p.gap_low:+.2f} to {p.gap_high:+.2f}"
+            table.add_row(str(p.step), _fmt_pct(p.und), _fmt_pct(p.gen), str(p.und_n), str(p.gen_n),
+                          "–" if p.gap is None else f"{p.gap:+.2f}", ci)  # fmt: skip
+        out.print(table)
+        if res.lag is not None:
+            lag = res.lag
+            ci = "" if lag.low is None else f" (95% interval {lag.low:+.0f} to {lag.high:+.0f} steps"
+            ci += "" if lag.share_positive is None else f"; understanding first in {lag.share_positive:.0%}"
+            ci += "" if lag.low is None else f" of {lag.n_boot} item resamples)"
+            out.print(
+                f"lag at {lag.fraction:.0%} of final accuracy: understanding at step {lag.und_step:.0f}, "
+                f"generation at step {lag.gen_step:.0f}: {lag.lag:+.0f} steps{ci}",
+                markup=False,
+            )
+        for f in res.files:
+            out.print(f"wrote {f}", markup=False)
+
+    _guard(go)
+
+
+def _fmt_pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
 @app.command("export")
 def export_cmd(
     run_dir: Annotated[Path, typer.Argument(help="Run directory.")],

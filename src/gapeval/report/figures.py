@@ -146,3 +146,44 @@ def gap_heatmap(rows: dict[str, dict[str, float | None]], folder: Path, what: st
 def _absmax(values: list[list[float]]) -> float:
     finite = [abs(v) for row in values for v in row if v == v]
     return max(finite) if finite else 1.0
+
+
+def checkpoint_curves(
+    steps: Sequence[int],
+    und: Sequence[float | None],
+    gen: Sequence[float | None],
+    gaps: Sequence[tuple[float | None, float | None, float | None]],
+    lag: tuple[float, float, float] | None,
+    folder: Path,
+) -> str:
+    """Accuracy per direction over training (left), the identified gap with its interval (right)."""
+    plt = _plt()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 3.8))
+    as_pct = [[None if v is None else 100 * v for v in series] for series in (und, gen)]
+    left.plot(steps, as_pct[0], marker="o", color="#1565c0", label="understanding")
+    left.plot(steps, as_pct[1], marker="s", color="#ef6c00", label="generation")
+    if lag is not None:
+        s_u, s_g, frac = lag
+        left.axvline(
+            s_u, color="#1565c0", linestyle=":", linewidth=1, label=f"und reaches {frac:.0%} of final"
+        )
+        left.axvline(
+            s_g, color="#ef6c00", linestyle=":", linewidth=1, label=f"gen reaches {frac:.0%} of final"
+        )
+    left.set_xlabel("training step")
+    left.set_ylabel("accuracy (%)")
+    left.set_ylim(0, 100)
+    left.set_title("Both directions over training")
+    left.legend(fontsize=7, loc="lower right")
+    pts = [(s, g, lo, hi) for s, (g, lo, hi) in zip(steps, gaps, strict=True) if g is not None]
+    if pts:
+        yerr = [[g - (lo if lo is not None else g) for _, g, lo, _ in pts],
+                [(hi if hi is not None else g) - g for _, g, _, hi in pts]]  # fmt: skip
+        right.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=yerr, marker="o", capsize=3,
+                       color="#6a1b9a", label="gap (und - gen) and interval")  # fmt: skip
+    right.axhline(0, color="#777", linestyle="--", linewidth=1, label="no gap")
+    right.set_xlabel("training step")
+    right.set_ylabel("identified gap (logits)")
+    right.set_title("The gap at each checkpoint")
+    right.legend(fontsize=7, loc="upper right")
+    return _save(fig, folder, "curve")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -243,6 +244,7 @@ def write_site(
     items: dict[str, Item] | None = None,
     orders: Sequence[Sequence[str]] | None = None,
     summary_md: str = "",
+    extra_charts: Sequence[Path] = (),
 ) -> SitePaths:
     """Write the report of ``runs`` (scored as ``result``) into the folder ``out``.
 
@@ -254,6 +256,8 @@ def write_site(
             what the runs hold.
         orders: Per run, the judge ids by precedence (default: each run's last judging chain).
         summary_md: The Markdown summary to write as ``summary.md``.
+        extra_charts: SVG charts drawn elsewhere (a checkpoint study's curves), shown first; a PNG of
+            the same name beside one is copied too.
 
     """
     out.mkdir(parents=True, exist_ok=True)
@@ -284,7 +288,13 @@ def write_site(
         drawn.append(figures.abilities(result.mirt, figs))
     heat_rows, heat_what = _heatmap_rows(result)
     drawn.append(figures.gap_heatmap(heat_rows, figs, heat_what))
-    charts = [d for d in drawn if d]
+    shown = []
+    for chart in extra_charts:
+        for twin in (chart, chart.with_suffix(".png")):
+            if twin.is_file():
+                shutil.copyfile(twin, figs / twin.name)
+        shown.append(chart.name)
+    charts = shown + [d for d in drawn if d]
 
     tables = [out / "tables" / "leaderboard.csv", out / "tables" / "mirt_gap.csv"]
     tables[0].write_text(_leader_csv(result.leaderboard))

@@ -1,0 +1,1 @@
+"""Experiments built from ordinary runs: training dynamics over checkpoints (``curve``)."""
