@@ -227,9 +227,10 @@ def resolve_run(path: str | Path) -> Path:
 
 def export(run_dir: str | Path, out: str | Path) -> Path:
     """Pack a run, with its suite's items and images, into one shareable file (see :mod:`gapeval.bundle`)."""
-    with RunStore.open(resolve_run(run_dir)) as store:
+    path = resolve_run(run_dir)
+    with RunStore.open(path) as store:
         suite = suite_of(store)
-    return bundle.export(resolve_run(run_dir), out, suite)
+    return bundle.export(path, out, suite)
 
 
 def suite_of(store: RunStore, override: str | None = None) -> Suite:
@@ -490,6 +491,7 @@ def report_site(
     fragility_n: int = 6,
     n_boot: int = 200,
     extra_charts: Sequence[Path] = (),
+    suite: Suite | None = None,
 ) -> SitePaths:
     """Write the HTML report of one or several runs (a static site; open ``index.html`` from disk).
 
@@ -500,6 +502,8 @@ def report_site(
         fragility_n: Perturbed refits for the paper-compatible Gap's fragility.
         n_boot: Bootstrap resamples for the MIRT intervals.
         extra_charts: SVG charts of a study over these runs (checkpoint curves), shown first.
+        suite: The suite the runs were made on, if already loaded (else each run's is reloaded, once
+            per distinct suite).
 
     """
     if not runs:
@@ -510,14 +514,18 @@ def report_site(
     target = Path(out) if out is not None else dirs[0] / "report"
     records = read_runs(dirs)
     result = result or score(records, method="both", fragility_n=fragility_n, n_boot=n_boot)
-    items: dict[str, Item] = {}
-    for path in dirs:
+    items: dict[str, Item] = {i.id: i for i in suite.items} if suite is not None else {}
+    have = {suite.content_hash()} if suite is not None else set()
+    for path, rec in zip(dirs, records, strict=True):
+        if rec.manifest.spec.suite_hash in have:
+            continue
         with RunStore.open(path) as store:
             try:
-                suite = suite_of(store)
+                loaded = suite_of(store)
             except GapevalError:
                 continue  # the browser then shows what the run holds, without prompts and references
-        for item in suite.items:
+        have.add(rec.manifest.spec.suite_hash)
+        for item in loaded.items:
             items.setdefault(item.id, item)
     orders = [resolve_judges(r.manifest, None) for r in records]
     return write_site(
@@ -555,5 +563,5 @@ def demo(
     res = run(suite, model, out=out, progress=progress, on_total=on_total)
     scored = score([res.path], method="both", fragility_n=fragility_n, n_boot=n_boot)
     paths = report(res.path, result=scored)
-    site = report_site([res.path], result=scored)
+    site = report_site([res.path], result=scored, suite=res.suite)
     return DemoResult(run=res, score=scored, report=paths[0], site=site)

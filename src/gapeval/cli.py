@@ -240,7 +240,7 @@ def run_cmd(
         for s in res.suite.skipped:
             err.print(f"skipped: {s.line()}", markup=False, highlight=False, soft_wrap=True)
         scored = api.score([res.path], method="reference", fragility_n=fragility_n)
-        site = api.report_site([res.path], result=scored) if html else None
+        site = api.report_site([res.path], result=scored, suite=res.suite) if html else None
         summary = {
             "run": str(res.path),
             "resumed": res.resumed,

@@ -70,20 +70,19 @@ class LocalExecutor:
             self._model = load_model(model.spec, suite=model.context, options=model.options)
         mdl = self._model
         caps = mdl.capabilities
+        for unit in units:
+            if not supported(caps, unit):
+                yield WorkResult(unit, OutputStatus.UNSUPPORTED, error="model lacks this capability")
+        work = {d: [u for u in units if u.direction is d and supported(caps, u)] for d in Direction}
         size = max(1, model.batch_size or int(getattr(mdl, "batch_size", DEFAULT_BATCH_SIZE)))
         parallel = max(1, int(getattr(mdl, "parallel_calls", 1)))
         if parallel > 1:
-            yield from self._parallel(mdl, units, images, size, parallel)
+            yield from self._parallel(mdl, work, images, size, parallel)
             return
-        for direction in Direction:
-            todo = [u for u in units if u.direction is direction]
-            for unit in todo:
-                if not supported(caps, unit):
-                    yield WorkResult(unit, OutputStatus.UNSUPPORTED, error="model lacks this capability")
-            work = [u for u in todo if supported(caps, u)]
+        for direction, todo in work.items():
             start = 0
-            while start < len(work):
-                batch = work[start : start + size]
+            while start < len(todo):
+                batch = todo[start : start + size]
                 results, fitted = _call_fitting(mdl, direction, batch, images)
                 if fitted is not None:  # after an out-of-memory split, later batches use the size that fitted
                     size = min(size, fitted)
@@ -92,28 +91,21 @@ class LocalExecutor:
 
     @staticmethod
     def _parallel(
-        mdl: UnifiedModel, units: Sequence[WorkUnit], images: Mapping[str, str], size: int, parallel: int
+        mdl: UnifiedModel,
+        work: Mapping[Direction, Sequence[WorkUnit]],
+        images: Mapping[str, str],
+        size: int,
+        parallel: int,
     ) -> Iterator[WorkResult]:
         """Keep ``parallel`` calls in flight; yield each call's results as soon as it ends."""
-        caps = mdl.capabilities
-        for unit in units:
-            if not supported(caps, unit):
-                yield WorkResult(unit, OutputStatus.UNSUPPORTED, error="model lacks this capability")
-        calls = [
-            (direction, work[i : i + size])
-            for direction in Direction
-            for work in [[u for u in units if u.direction is direction and supported(caps, u)]]
-            for i in range(0, len(work), size)
-        ]
+        calls = iter([(d, todo[i : i + size]) for d, todo in work.items() for i in range(0, len(todo), size)])
         with ThreadPoolExecutor(parallel, thread_name_prefix="gapeval-call") as pool:
             running: set[Future[tuple[list[WorkResult], int | None]]] = set()
-            for direction, batch in calls:
-                if len(running) >= parallel:
-                    done, running = wait(running, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        yield from fut.result()[0]
-                running.add(pool.submit(_call_fitting, mdl, direction, batch, images))
-            while running:
+            while True:
+                while len(running) < parallel and (call := next(calls, None)) is not None:
+                    running.add(pool.submit(_call_fitting, mdl, call[0], call[1], images))
+                if not running:
+                    return
                 done, running = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
                     yield from fut.result()[0]

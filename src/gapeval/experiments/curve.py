@@ -187,9 +187,12 @@ def curve(
     folder.mkdir(parents=True, exist_ok=True)
     points: list[CurvePoint] = []
     per_item: list[dict[tuple[str, Direction], float]] = []
+    loaded = None
     for step, path in series:
+        # By name, so each run's manifest records a suite that judge and report can reload.
         res = api.run(suite, model.format(checkpoint=path), out=folder / f"step_{step:05d}", seed=seed,
                       samples_gen=samples_gen, judges=judges, label=f"step {step}")  # fmt: skip
+        loaded = res.suite
         (records,) = api.read_runs([res.path])
         scores = item_scores(records, api.resolve_judges(records.manifest, None))
         per_item.append(scores)
@@ -212,7 +215,7 @@ def curve(
     files = _write(folder, suite, points, lag)
     # One report over every checkpoint (each a "model" of the leaderboard), the curves shown first.
     site = api.report_site([p.run for p in points], out=folder / "report", fragility_n=0, n_boot=n_boot,
-                           extra_charts=[folder / "curve.svg"])  # fmt: skip
+                           extra_charts=[folder / "curve.svg"], suite=loaded)  # fmt: skip
     files.append(site.index)
     return CurveResult(suite=suite, points=points, lag=lag, files=[str(f) for f in files])
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from PIL import Image
 from pydantic import JsonValue
 
 from gapeval.errors import GapevalError
@@ -178,12 +179,14 @@ class DiffusersModel:
             kwargs["negative_prompt"] = s.negative_prompt
         return kwargs
 
-    def _call(self, batch: Sequence[GenerateRequest], edit: bool) -> list[ImageOutput]:
+    def _call(
+        self, batch: Sequence[GenerateRequest], inputs: Sequence[Image.Image] | None
+    ) -> list[ImageOutput]:
         kwargs = self._kwargs()
         if "negative_prompt" in kwargs:
             kwargs["negative_prompt"] = [kwargs["negative_prompt"]] * len(batch)
-        if edit:
-            kwargs["image"] = [rgb(r.input_image or "") for r in batch]
+        if inputs is not None:
+            kwargs["image"] = list(inputs)
         with torch.inference_mode():
             out = self.pipe(
                 prompt=[r.prompt for r in batch],
@@ -199,13 +202,12 @@ class DiffusersModel:
     def generate(self, requests: Sequence[GenerateRequest]) -> list[ImageOutput]:
         """One image per request: text-to-image ones in one call, edits in one call per input size."""
         results: dict[int, ImageOutput] = {}
+        inputs = {i: rgb(r.input_image) for i, r in enumerate(requests) if r.input_image}
         groups: dict[tuple[int, int] | None, list[int]] = defaultdict(list)
-        for i, r in enumerate(requests):
-            if r.input_image:
-                groups[rgb(r.input_image).size].append(i)
-            else:
-                groups[None].append(i)
+        for i in range(len(requests)):
+            groups[inputs[i].size if i in inputs else None].append(i)
         for size, idx in groups.items():
-            outs = self._call([requests[i] for i in idx], edit=size is not None)
+            given = [inputs[i] for i in idx] if size is not None else None
+            outs = self._call([requests[i] for i in idx], given)
             results.update(zip(idx, outs, strict=True))
         return [results[i] for i in range(len(requests))]

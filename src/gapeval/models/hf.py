@@ -15,14 +15,14 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Self
 
 import numpy as np
 from PIL import Image
 from pydantic import JsonValue
 
 from gapeval.errors import GapevalError
-from gapeval.models.base import UnderstandRequest, file_identity
+from gapeval.models.base import TextOutput, UnderstandRequest, file_identity
 from gapeval.options import set_options
 
 # Files whose bytes decide what a local checkpoint computes (weights, configs, tokenizer).
@@ -266,3 +266,52 @@ def chat_answers(
 def describe_settings(settings: Any) -> dict[str, Any]:
     """The settings as a JSON-able dict for the manifest."""
     return dataclasses.asdict(settings)
+
+
+class ChatModel:
+    """A transformers checkpoint that answers through its processor's chat template.
+
+    Subclasses name the family, the settings class and the two classes ``from_pretrained`` loads; the
+    ``vlm`` adapter is this class as is, ``janus`` adds image generation.
+    """
+
+    family: ClassVar[str] = ""
+    settings_class: ClassVar[type[HFSettings]] = HFSettings
+    model_class: ClassVar[Any] = None
+    processor_class: ClassVar[Any] = None
+
+    def __init__(self, model: Any, processor: Any, settings: HFSettings, source: str) -> None:
+        self.model, self.processor, self.settings, self.source = model, processor, settings, source
+        self.batch_size = settings.batch_size
+        self.name = f"{self.family}:{source}"
+        self.device = next(model.parameters()).device
+
+    @classmethod
+    def identify(cls, arg: str, options: dict[str, str], context: Any) -> dict[str, JsonValue]:
+        """The checkpoint's identity (file digests for a folder; id and revision for the hub)."""
+        s = settings_from(cls.settings_class, arg, options, cls.family)
+        return checkpoint_identity(arg, s.revision)
+
+    @classmethod
+    def from_spec(cls, arg: str, options: dict[str, str], context: Any) -> Self:
+        """Load the checkpoint and its processor (options: the settings class's fields)."""
+        s = settings_from(cls.settings_class, arg, options, cls.family)
+        model, processor = load_pretrained(cls.model_class, cls.processor_class, arg, s, cls.family)
+        return cls(model, processor, s, arg)
+
+    def describe(self) -> dict[str, Any]:
+        """Family, model class, checkpoint, parameter count and decoding settings."""
+        return {
+            **describe_settings(self.settings),
+            "family": self.family,
+            "class": type(self.model).__name__,
+            "checkpoint": self.source,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+            "device": str(self.device),
+            "seed_scope": "request",
+        }
+
+    def understand(self, requests: Sequence[UnderstandRequest]) -> list[TextOutput]:
+        """Answer each request: batched when greedy, one by one under its seed when sampling."""
+        return [TextOutput(text=t) for t in chat_answers(self.model, self.processor, requests, self.settings)]

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from pydantic import JsonValue
 from transformers import JanusForConditionalGeneration, JanusProcessor
 
 from gapeval.errors import GapevalError
@@ -28,21 +27,14 @@ from gapeval.models.base import (
     Capabilities,
     GenerateRequest,
     ImageOutput,
-    ModelContext,
-    TextOutput,
-    UnderstandRequest,
 )
 from gapeval.models.hf import (
+    ChatModel,
     HFSettings,
     cache_kwarg,
     cache_of,
-    chat_answers,
-    checkpoint_identity,
-    describe_settings,
     generators,
-    load_pretrained,
     sample_rows,
-    settings_from,
     to_pil,
 )
 
@@ -61,16 +53,22 @@ class JanusSettings(HFSettings):
     image_temperature: float = 1.0
 
 
-class JanusModel:
-    """Janus / Janus-Pro: understands and generates; cannot edit."""
+class JanusModel(ChatModel):
+    """Janus / Janus-Pro: understands and generates; cannot edit.
 
+    Options: dtype, device, device_map, attn_implementation, revision, batch_size, max_new_tokens,
+    temperature, guidance_scale, image_temperature.
+    """
+
+    family = "janus"
+    settings_class = JanusSettings
+    model_class = JanusForConditionalGeneration
+    processor_class = JanusProcessor
     capabilities = Capabilities(understands=True, generates=True, edits=False)
+    settings: JanusSettings
 
     def __init__(self, model: Any, processor: Any, settings: JanusSettings, source: str) -> None:
-        self.model, self.processor, self.settings, self.source = model, processor, settings, source
-        self.batch_size = settings.batch_size
-        self.name = f"janus:{source}"
-        self.device = next(model.parameters()).device
+        super().__init__(model, processor, settings, source)
         tok = processor.tokenizer
         self._boi = tok.convert_tokens_to_ids(processor.image_start_token)
         self._bos = tok.bos_token_id
@@ -79,41 +77,9 @@ class JanusModel:
         self._lm = model.model.language_model
         self._cache_name = cache_kwarg(self._lm)
 
-    @classmethod
-    def identify(cls, arg: str, options: dict[str, str], context: ModelContext) -> dict[str, JsonValue]:
-        """The checkpoint's identity (file digests for a folder; id and revision for the hub)."""
-        s = settings_from(JanusSettings, arg, options, "janus")
-        return checkpoint_identity(arg, s.revision)
-
-    @classmethod
-    def from_spec(cls, arg: str, options: dict[str, str], context: ModelContext) -> JanusModel:
-        """Load the checkpoint.
-
-        Options: dtype, device, device_map, attn_implementation, revision, batch_size, max_new_tokens,
-        temperature, guidance_scale, image_temperature.
-        """
-        s: JanusSettings = settings_from(JanusSettings, arg, options, "janus")
-        model, processor = load_pretrained(JanusForConditionalGeneration, JanusProcessor, arg, s, "Janus")
-        return cls(model, processor, s, arg)
-
     def describe(self) -> dict[str, Any]:
-        """Family, checkpoint, parameter count and decoding settings."""
-        return {
-            **describe_settings(self.settings),
-            "family": "janus",
-            "checkpoint": self.source,
-            "parameters": sum(p.numel() for p in self.model.parameters()),
-            "dtype": str(self.model.dtype).removeprefix("torch."),
-            "device": str(self.device),
-            "image_tokens": self._n_image_tokens,
-            "seed_scope": "request",
-        }
-
-    # -- understanding -------------------------------------------------------------------------------
-
-    def understand(self, requests: Sequence[UnderstandRequest]) -> list[TextOutput]:
-        """Answer each request: batched when greedy, one by one under its seed when sampling."""
-        return [TextOutput(text=t) for t in chat_answers(self.model, self.processor, requests, self.settings)]
+        """Family, checkpoint, parameter count, image tokens and decoding settings."""
+        return {**super().describe(), "image_tokens": self._n_image_tokens}
 
     # -- generation ----------------------------------------------------------------------------------
 
