@@ -939,6 +939,92 @@ def curve_cmd(
     _guard(go)
 
 
+knowledge_app = typer.Typer(
+    no_args_is_help=True,
+    help="Teach knowledge through one direction and measure whether it reaches the other.",
+)
+app.add_typer(knowledge_app, name="knowledge")
+
+
+def _knowledge(experiment: str, spec: Path | None, out_dir: Path | None, report: bool, as_json: bool) -> None:
+    from gapeval.experiments.knowledge import PROBES, run_experiment
+
+    def go() -> None:
+        say = None if as_json else lambda line: err.print(line, markup=False)
+        res = run_experiment(experiment, spec, out=out_dir, report=report, progress=say)  # type: ignore[arg-type]
+        if as_json:
+            out.print_json(data=res.model_dump())
+            return
+        name = res.spec["name"]
+        title = f"knowledge {experiment}: {name} [{res.spec_hash[:12]}]"
+        table = Table(title=f"{title} (accuracy x100, * trained; change from baseline, 95% interval)",
+                      title_justify="left")  # fmt: skip
+        for col in ("arm", "probe", "Und", "Und change", "Gen", "Gen change"):
+            table.add_column(col, justify="left" if col in ("arm", "probe") else "right")
+        for probe in PROBES[experiment]:
+            for arm in dict.fromkeys(c.arm for c in res.cells):
+                row = [c for c in res.cells if c.arm == arm and c.probe == probe]
+                if not row:
+                    continue
+                by = {c.direction: c for c in row}
+                table.add_row(arm if arm == "baseline" else f"train {arm}", probe,
+                              *(x for d in ("und", "gen") for x in _cell(by.get(d))))  # fmt: skip
+            table.add_section()
+        out.print(table)
+        first = PROBES[experiment][0]
+        for c in res.cells:
+            if c.probe == first and c.verdict:
+                p = "" if c.p is None else f", p = {c.p:.3f}"
+                change = _fmt_delta(c.delta, c.low, c.high)
+                out.print(f"train {c.arm} -> {c.direction} evaluated: {change}{p}: {c.verdict}", markup=False)
+        out.print(f"took {res.seconds['total']:.0f} s (training {res.seconds['train']:.0f} s, evaluation "
+                  f"{res.seconds['eval']:.0f} s)", markup=False)  # fmt: skip
+        for f in res.files:
+            out.print(f"wrote {f}", markup=False)
+
+    _guard(go)
+
+
+def _fmt_delta(delta: float | None, low: float | None, high: float | None) -> str:
+    if delta is None:
+        return "–"
+    ci = "" if low is None or high is None else f" [{100 * low:+.1f}, {100 * high:+.1f}]"
+    return f"{100 * delta:+.1f}{ci}"
+
+
+def _cell(c: Any) -> tuple[str, str]:
+    if c is None:
+        return "–", "–"
+    mark = " *" if c.trained else ""
+    return _fmt_pct(c.acc) + mark, _fmt_delta(c.delta, c.low, c.high)
+
+
+SpecArg = Annotated[
+    Path | None,
+    typer.Argument(help="Experiment spec (YAML); default: the built-in one on the built-in model."),
+]
+KnowOut = Annotated[
+    Path | None, typer.Option("--out", "-o", help="Experiment folder (default knowledge-EXPERIMENT).")
+]
+ReportOpt = Annotated[
+    bool, typer.Option("--html/--no-html", help="Also write the HTML report over every run.")
+]
+
+
+@knowledge_app.command("inject")
+def knowledge_inject(spec: SpecArg = None, out_dir: KnowOut = None, html: ReportOpt = True,
+                     as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Teach new entities through understanding, generation or both; evaluate both directions."""
+    _knowledge("inject", spec, out_dir, html, as_json)
+
+
+@knowledge_app.command("edit")
+def knowledge_edit(spec: SpecArg = None, out_dir: KnowOut = None, html: ReportOpt = True,
+                   as_json: JsonOpt = False) -> None:  # fmt: skip
+    """Change known facts through one direction; check efficacy, generalisation and locality both ways."""
+    _knowledge("edit", spec, out_dir, html, as_json)
+
+
 def _fmt_pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.1f}"
 

@@ -42,6 +42,8 @@ class HFSettings:
         batch_size: Requests per call.
         max_new_tokens: Token budget of an understanding answer.
         temperature: Sampling temperature of answers; 0 decodes greedily.
+        adapter: A peft adapter folder (LoRA, e.g. from ``gapeval knowledge``) merged into the weights
+            after loading; its files are part of the run's model identity.
 
     """
 
@@ -53,6 +55,7 @@ class HFSettings:
     batch_size: int = 8
     max_new_tokens: int = 64
     temperature: float = 0.0
+    adapter: str = ""
 
 
 def settings_from(cls: type[Any], arg: str, options: dict[str, str], family: str) -> Any:
@@ -68,6 +71,8 @@ def settings_from(cls: type[Any], arg: str, options: dict[str, str], family: str
     set_options(settings, options, "--model-opt")
     if settings.dtype not in ("auto", "float32", "bfloat16", "float16"):
         raise GapevalError("dtype must be auto, float32, bfloat16 or float16", field="dtype")
+    if settings.adapter and family not in ("janus", "vlm"):
+        raise GapevalError(f"the {family} adapter takes no peft adapter (janus and vlm do)", field="adapter")
     if settings.batch_size < 1 or settings.max_new_tokens < 1 or settings.temperature < 0:
         raise GapevalError(
             "batch_size and max_new_tokens must be >= 1, temperature >= 0", field="--model-opt"
@@ -120,9 +125,33 @@ def load_pretrained(
         processor = processor_cls.from_pretrained(path, revision=settings.revision or None)
     except (OSError, ValueError) as exc:
         raise GapevalError(f"cannot load {family} checkpoint: {exc}{offline_hint()}", field="model") from exc
+    if settings.adapter:
+        model = merge_adapter(model, settings.adapter)
     if not settings.device_map:
         model = model.to(device)
     return model.eval(), processor
+
+
+def merge_adapter(model: Any, adapter: str) -> Any:
+    """``model`` with the peft adapter in folder ``adapter`` merged into its weights.
+
+    Raises:
+        GapevalError: peft is missing, or the folder holds no adapter for this model.
+
+    """
+    try:
+        from peft import PeftModel
+    except ImportError as exc:
+        raise GapevalError(
+            "adapters need peft: pip install 'gapeval[transformers]'", field="adapter"
+        ) from exc
+    folder = Path(adapter)
+    if not (folder / "adapter_config.json").is_file():
+        raise GapevalError("no adapter_config.json in the adapter folder", file=folder, field="adapter")
+    try:
+        return PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        raise GapevalError(f"cannot apply the adapter: {exc}", file=folder, field="adapter") from exc
 
 
 def checkpoint_identity(path_or_id: str, revision: str = "") -> dict[str, JsonValue]:
@@ -290,7 +319,10 @@ class ChatModel:
     def identify(cls, arg: str, options: dict[str, str], context: Any) -> dict[str, JsonValue]:
         """The checkpoint's identity (file digests for a folder; id and revision for the hub)."""
         s = settings_from(cls.settings_class, arg, options, cls.family)
-        return checkpoint_identity(arg, s.revision)
+        identity = checkpoint_identity(arg, s.revision)
+        if s.adapter:
+            identity["peft_adapter"] = checkpoint_identity(s.adapter)
+        return identity
 
     @classmethod
     def from_spec(cls, arg: str, options: dict[str, str], context: Any) -> Self:

@@ -187,3 +187,45 @@ def checkpoint_curves(
     right.set_title("The gap at each checkpoint")
     right.legend(fontsize=7, loc="upper right")
     return _save(fig, folder, "curve")
+
+
+def knowledge_bars(
+    arms: Sequence[str],
+    probes: Sequence[str],
+    cells: dict[tuple[str, str, str], tuple[float | None, float | None, float | None, float | None]],
+    title: str,
+    folder: Path,
+) -> str:
+    """Accuracy per arm in both directions, one panel per probe; error bars: the change's interval.
+
+    ``cells`` maps (arm, probe, direction) to (accuracy, delta low, delta high, delta); an arm's bar
+    carries the interval of its change from the baseline, shifted onto its accuracy.
+    """
+    plt = _plt()
+    fig, axes = plt.subplots(
+        1, len(probes), figsize=(3.6 * len(probes) + 0.6, 3.4), sharey=True, squeeze=False
+    )
+    colours = {"und": "#1565c0", "gen": "#ef6c00"}
+    for ax, probe in zip(axes[0], probes, strict=True):
+        for k, direction in enumerate(("und", "gen")):
+            xs: list[float] = []
+            ys: list[float] = []
+            err: list[list[float]] = [[], []]
+            for i, arm in enumerate(arms):
+                acc, low, high, delta = cells.get((arm, probe, direction), (None, None, None, None))
+                xs.append(i + (k - 0.5) * 0.38)
+                ys.append(100 * (acc or 0.0))
+                ok = None not in (acc, low, high, delta)
+                err[0].append(100 * (delta - low) if ok else 0.0)  # type: ignore[operator]
+                err[1].append(100 * (high - delta) if ok else 0.0)  # type: ignore[operator]
+            label = "understanding" if direction == "und" else "generation"
+            ax.bar(xs, ys, 0.38, yerr=err, capsize=3, color=colours[direction], label=f"{label} evaluated")
+        ax.set_xticks(range(len(arms)))
+        ax.set_xticklabels(["baseline" if a == "baseline" else f"train {a}" for a in arms])
+        ax.set_title(probe)
+        ax.set_xlabel("arm (direction trained)")
+        ax.set_ylim(0, 100)
+    axes[0][0].set_ylabel("accuracy (%)")
+    axes[0][-1].legend(loc="upper right", fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, folder, "knowledge")

@@ -9,6 +9,10 @@ Each line::
 
 Image paths are relative to the JSONL file's folder and may not leave it. ``category`` is one of the
 four GapEval names or one of the authors' source strings (``counting``, ``Multi Hop``...).
+
+An optional sidecar with the same stem (``suite.json`` beside ``suite.jsonl``) names the suite and sets
+what a run takes from it unless told otherwise: ``{"name": ..., "version": ..., "defaults":
+{"samples_gen": 3}, "judges": ["scene"]}``.
 """
 
 from __future__ import annotations
@@ -18,11 +22,50 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from gapeval.errors import GapevalError
 from gapeval.images import safe_join, verify_image
 from gapeval.items import Category, GenerationTask, ImageRef, Item, References, UnderstandingTask
 from gapeval.suites.base import Skipped, Suite, guarded
 from gapeval.suites.official import CATEGORY_MAP
+
+
+class SuiteMeta(BaseModel):
+    """The optional sidecar of a JSONL suite.
+
+    Attributes:
+        name: The suite's name in manifests and tables (default ``jsonl:STEM``).
+        version: The suite's version string.
+        defaults: Run settings the suite defines: ``samples_und``, ``samples_gen`` (at least 1 each).
+        judges: The judge chain that decides the suite (default: rules, then the VLM judge).
+
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    version: str = "1"
+    defaults: dict[str, int] = Field(default_factory=dict)
+    judges: tuple[str, ...] = ("rules", "openai")
+
+
+def _meta(file: Path) -> SuiteMeta:
+    side = file.with_suffix(".json")
+    if not side.is_file():
+        return SuiteMeta()
+    try:
+        meta = SuiteMeta.model_validate_json(side.read_bytes())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise GapevalError(str(first["msg"]).lower(), file=side, field=field) from exc
+    for key, value in meta.defaults.items():
+        if key not in ("samples_und", "samples_gen") or value < 1:
+            raise GapevalError(
+                "samples_und and samples_gen only, each at least 1", file=side, field=f"defaults.{key}"
+            )
+    return meta
 
 
 def _category(value: Any, *, file: str, field: str) -> Category:
@@ -148,6 +191,13 @@ def load_jsonl(path: str | Path, *, skip_invalid: bool = False, name: str | None
         items.append(item)
     if not items:
         raise GapevalError("no loadable items", file=file)
+    meta = _meta(file)
     return Suite(
-        name=name or f"jsonl:{file.stem}", root=str(root), items=tuple(items), skipped=tuple(skipped)
+        name=name or meta.name or f"jsonl:{file.stem}",
+        version=meta.version,
+        root=str(root),
+        items=tuple(items),
+        skipped=tuple(skipped),
+        defaults=meta.defaults,
+        judges=meta.judges,
     )

@@ -81,8 +81,13 @@ def tiny_llama(tok: Any, hidden: int = 32) -> dict[str, Any]:
     }
 
 
-def tiny_janus(folder: Path, seed: int = 0) -> Path:
-    """A tiny ``JanusForConditionalGeneration`` + ``JanusProcessor`` (32x32 images, 16 image tokens)."""
+def tiny_janus(folder: Path, seed: int = 0, trained_heads: bool = False) -> Path:
+    """A tiny ``JanusForConditionalGeneration`` + ``JanusProcessor`` (32x32 images, 16 image tokens).
+
+    With ``trained_heads`` the image-generation head is rescaled to the spread of a trained layer (std
+    1/sqrt(fan in)) instead of the initialiser's 0.02: at 0.02 its logits are nearly uniform and the
+    gradient through it too small for a few LoRA steps to move the image-token loss.
+    """
     import torch
     from transformers import (
         JanusConfig,
@@ -127,6 +132,11 @@ def tiny_janus(folder: Path, seed: int = 0) -> Path:
     )
     torch.manual_seed(seed)
     model = JanusForConditionalGeneration(config).eval()
+    if trained_heads:
+        head = model.model.generation_head
+        with torch.no_grad():
+            for layer in (head.proj_out, head.vision_head):
+                layer.weight.mul_(1 / (layer.weight.std() * layer.weight.shape[1] ** 0.5))
     processor = JanusProcessor(
         image_processor=JanusImageProcessorPil(size={"height": image, "width": image}),
         tokenizer=tok,

@@ -9,7 +9,7 @@ generator so that a request's image depends on its seed, not on its batch.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -106,6 +106,25 @@ class UnifiedTransformer(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
+def grow_vocabulary(model: UnifiedTransformer, vocab: Vocab, words: Sequence[str]) -> Vocab:
+    """Give ``words`` their own tokens: new embedding rows (the tied head grows with them).
+
+    Each new row starts at the mean embedding of the known words (a common initialisation that keeps
+    the new tokens' logits in the range of the old ones); every old row is kept as it was.
+    """
+    grown = vocab.with_words(words)
+    added = grown.size - vocab.size
+    if added == 0:
+        return vocab
+    old = model.tok.weight.data
+    mean = old[vocab.word_ids()].mean(dim=0, keepdim=True)
+    table = nn.Embedding(grown.size, model.cfg.d_model)
+    table.weight.data = torch.cat([old, mean.repeat(added, 1)])
+    model.tok = table
+    model.cfg = replace(model.cfg, vocab_size=grown.size)
+    return grown
+
+
 def und_prefix(vocab: Vocab, prompt: str, image_codes: Sequence[int] | None) -> list[int]:
     """Tokens an understanding request starts with."""
     ids = [BOS]
@@ -140,7 +159,7 @@ def answer(
     """
     model.eval()
     word_mask = torch.full((vocab.size,), float("-inf"))
-    word_mask[vocab.word_base : vocab.code_base] = 0.0
+    word_mask[vocab.word_ids()] = 0.0
     word_mask[EOS] = 0.0
     out: list[list[int]] = [[] for _ in prefixes]
     for group in _by_length(prefixes):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gapeval.toy.data import collate, sample_specs, sequences
+from gapeval.toy.data import Batch, collate, sample_specs, sequences
 from gapeval.toy.model import ModelConfig, UnifiedTransformer
 from gapeval.toy.tokenizer import ImageTokenizer
 from gapeval.toy.vocab import Vocab, world_words
@@ -55,6 +55,7 @@ def save_checkpoint(
             "config": model.cfg.to_dict(),
             "state": state,
             "words": vocab.words,
+            "extra_words": vocab.extra,
             "codebook": codebook,
             "meta": meta,
         },
@@ -68,7 +69,7 @@ def load_checkpoint(path: Path) -> tuple[UnifiedTransformer, Vocab, ImageTokeniz
     model = UnifiedTransformer(ModelConfig(**blob["config"]))
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in blob["state"].items()})
     tok = ImageTokenizer(blob["codebook"].numpy().astype(np.float32))
-    return model, Vocab(blob["words"], tok.size), tok, blob["meta"]
+    return model, Vocab(blob["words"], tok.size, blob.get("extra_words", [])), tok, blob["meta"]
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -77,6 +78,36 @@ def lr_at(step: int, cfg: TrainConfig) -> float:
         return cfg.lr * (step + 1) / cfg.warmup
     frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac))))
+
+
+def sequence_losses(model: UnifiedTransformer, batch: Batch) -> torch.Tensor:
+    """(B,) next-token loss of each sequence: the mean over its supervised tokens.
+
+    Each sequence weighs the same, so a 9-code image does not outweigh a one-word answer three to one.
+    """
+    mask = batch.mask[:, 1:]
+    where = mask.bool()
+    # The output head runs only where there is something to predict.
+    logits = model.logits(model.hidden(batch.ids[:, :-1])[where])
+    nll = torch.nn.functional.cross_entropy(logits, batch.ids[:, 1:][where], reduction="none")
+    per_token = torch.zeros_like(mask)
+    per_token[where] = nll
+    out: torch.Tensor = per_token.sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+    return out
+
+
+def optimise(model: UnifiedTransformer, opt: torch.optim.Optimizer, batch: Batch, lr: float) -> torch.Tensor:
+    """One optimiser step on the mean of ``batch``'s sequence losses; returns them (before the step)."""
+    model.train()
+    losses = sequence_losses(model, batch)
+    loss = losses.mean()
+    for group in opt.param_groups:
+        group["lr"] = lr
+    opt.zero_grad(set_to_none=True)
+    loss.backward()  # type: ignore[no-untyped-call]
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return losses.detach()
 
 
 def train(
@@ -126,23 +157,7 @@ def train(
             rng.shuffle(pool)
         batch = collate(pool[-cfg.batch_size :])
         del pool[-cfg.batch_size :]
-        model.train()
-        mask = batch.mask[:, 1:]
-        where = mask.bool()
-        # The output head runs only where there is something to predict.
-        logits = model.logits(model.hidden(batch.ids[:, :-1])[where])
-        nll = torch.nn.functional.cross_entropy(logits, batch.ids[:, 1:][where], reduction="none")
-        # Each sequence weighs the same (the mean over its supervised tokens), so a 9-code image does
-        # not outweigh a one-word answer three to one.
-        weight = (mask / mask.sum(dim=1, keepdim=True).clamp(min=1.0))[where]
-        loss = (nll * weight).sum() / mask.shape[0]
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step - 1, cfg)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()  # type: ignore[no-untyped-call]
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        losses.append(float(loss.detach()))
+        losses.append(float(optimise(model, opt, batch, lr_at(step - 1, cfg)).mean()))
         if on_step:
             on_step(step, losses[-1])
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:

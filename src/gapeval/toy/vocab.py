@@ -31,19 +31,39 @@ def tokenize_words(text: str) -> list[str]:
 
 
 class Vocab:
-    """Token ids: specials, then words, then ``n_codes`` image codes."""
+    """Token ids: specials, then words, then ``n_codes`` image codes, then any words added later.
 
-    def __init__(self, words: Sequence[str], n_codes: int) -> None:
+    Words added after training (``extra``, e.g. the names a knowledge-injection experiment teaches) go
+    after the image codes, so every id the trained model already knows keeps its meaning.
+    """
+
+    def __init__(self, words: Sequence[str], n_codes: int, extra: Sequence[str] = ()) -> None:
         self.words = list(words)
+        self.extra = list(extra)
         self.n_codes = n_codes
         self.word_base = len(SPECIALS)
         self.code_base = self.word_base + len(self.words)
+        self.extra_base = self.code_base + n_codes
         self._ids = {w: self.word_base + i for i, w in enumerate(self.words)}
+        self._ids.update({w: self.extra_base + i for i, w in enumerate(self.extra)})
 
     @property
     def size(self) -> int:
         """Total number of tokens."""
-        return self.code_base + self.n_codes
+        return self.extra_base + len(self.extra)
+
+    def knows(self, word: str) -> bool:
+        """Whether ``word`` has its own id."""
+        return word in self._ids
+
+    def with_words(self, words: Sequence[str]) -> Vocab:
+        """A vocabulary with ``words`` it does not know yet appended (in the order given)."""
+        new = [w for w in dict.fromkeys(words) if w not in self._ids]
+        return Vocab(self.words, self.n_codes, [*self.extra, *new])
+
+    def word_ids(self) -> list[int]:
+        """Ids of every word (the tokens an answer may use)."""
+        return [*range(self.word_base, self.code_base), *range(self.extra_base, self.size)]
 
     def encode_text(self, text: str) -> list[int]:
         """Words -> ids (unknown words map to ``<unk>``)."""
@@ -51,7 +71,13 @@ class Vocab:
 
     def decode_text(self, ids: Sequence[int]) -> str:
         """Ids -> words (specials and codes are dropped)."""
-        return " ".join(self.words[i - self.word_base] for i in ids if self.word_base <= i < self.code_base)
+        out = []
+        for i in ids:
+            if self.word_base <= i < self.code_base:
+                out.append(self.words[i - self.word_base])
+            elif i >= self.extra_base and i - self.extra_base < len(self.extra):
+                out.append(self.extra[i - self.extra_base])
+        return " ".join(out)
 
     def codes(self, codes: Sequence[int]) -> list[int]:
         """Image codes -> ids."""

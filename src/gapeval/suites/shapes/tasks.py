@@ -287,13 +287,24 @@ def k_rule(rng: np.random.Generator) -> Spec:
 
 
 # -- World Knowledge -------------------------------------------------------------------------------------
-def k_entity(rng: np.random.Generator) -> Spec:
-    """Invented entities with a definite look (text-to-image): where is the zorp / draw a zorp in P."""
-    e = ENTITIES[int(rng.integers(len(ENTITIES)))]
-    cell = int(rng.integers(GRID * GRID))
-    look = LOOKS[e]
+def _scene_with(rng: np.random.Generator, obj: Obj, cell: int, distractor: Obj | None) -> Scene:
+    """``obj`` in ``cell`` among others; with a ``distractor``, that object is somewhere else too.
+
+    A distractor tells a changed fact from the old one: after the look of an entity is edited, a scene
+    that holds both the new look and the old one asks which of them the model now takes it to be.
+    """
+    if distractor is None:
+        return _among_others(rng, obj, cell)
+    others = _other_objects(rng, int(rng.integers(0, 3)), {obj, distractor})
+    return _place(rng, [distractor, *others], {cell: obj})
+
+
+def entity_spec(
+    rng: np.random.Generator, e: str, cell: int, look: Obj, distractor: Obj | None = None
+) -> Spec:
+    """The entity question about ``e`` (whose look is ``look``) in ``cell``: where is it / draw it there."""
     key = (e, cell)
-    scene = _among_others(rng, look, cell)
+    scene = _scene_with(rng, look, cell, distractor)
     return Spec(
         "entity",
         Category.WORLD_KNOWLEDGE,
@@ -311,13 +322,25 @@ def k_entity(rng: np.random.Generator) -> Spec:
     )
 
 
-def k_pet(rng: np.random.Generator, edit: bool = False) -> Spec:
-    """Multi-hop facts: where is the pet of X / draw (or add, as an edit) the pet of X in P."""
-    p = PEOPLE[int(rng.integers(len(PEOPLE)))]
+def k_entity(rng: np.random.Generator) -> Spec:
+    """Invented entities with a definite look (text-to-image): where is the zorp / draw a zorp in P."""
+    e = ENTITIES[int(rng.integers(len(ENTITIES)))]
     cell = int(rng.integers(GRID * GRID))
-    look = LOOKS[PETS[p]]
+    return entity_spec(rng, e, cell, LOOKS[e])
+
+
+def pet_spec(
+    rng: np.random.Generator,
+    p: str,
+    cell: int,
+    pet: str,
+    look: Obj,
+    edit: bool = False,
+    distractor: Obj | None = None,
+) -> Spec:
+    """The two-hop question about ``p``'s pet ``pet`` (whose look is ``look``) in ``cell``."""
     key = (p, cell)
-    scene = _among_others(rng, look, cell)
+    scene = _scene_with(rng, look, cell, distractor)
     if not edit:
         return Spec(
             "pet",
@@ -332,7 +355,7 @@ def k_pet(rng: np.random.Generator, edit: bool = False) -> Spec:
             None,
             _at_check(look, cell),
             _place(rng, [], {cell: look}),
-            extra={"person": p, "entity": PETS[p]},
+            extra={"person": p, "entity": pet},
         )
     base = list(scene)
     base[cell] = None
@@ -350,8 +373,15 @@ def k_pet(rng: np.random.Generator, edit: bool = False) -> Spec:
         base_scene,
         {"type": "scene", "scene": [list(o) if o else None for o in scene]},
         scene,
-        extra={"person": p, "entity": PETS[p]},
+        extra={"person": p, "entity": pet},
     )
+
+
+def k_pet(rng: np.random.Generator, edit: bool = False) -> Spec:
+    """Multi-hop facts: where is the pet of X / draw (or add, as an edit) the pet of X in P."""
+    p = PEOPLE[int(rng.integers(len(PEOPLE)))]
+    cell = int(rng.integers(GRID * GRID))
+    return pet_spec(rng, p, cell, PETS[p], LOOKS[PETS[p]], edit)
 
 
 # -- Reasoning -------------------------------------------------------------------------------------------
