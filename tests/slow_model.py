@@ -45,3 +45,25 @@ class SlowModel:
         return [
             ImageOutput(image=Image.new("RGB", (16, 16), (r.seed % 256, r.sample * 60, 9))) for r in requests
         ]
+
+
+class DyingModel(SlowModel):
+    """A SlowModel whose process dies (as if killed) the first time it is asked about ``die_on``.
+
+    ``marker`` makes the death happen once across processes: a replacement replica serves the batch.
+    """
+
+    def __init__(self, options: dict[str, str]) -> None:
+        super().__init__(options)
+        self.die_on, self.marker = options["die_on"], options["marker"]
+
+    @classmethod
+    def from_spec(cls, arg: str, options: dict[str, str], context: Any) -> DyingModel:
+        return cls(options)
+
+    def understand(self, requests: Sequence[UnderstandRequest]) -> list[TextOutput]:
+        if any(r.item_id == self.die_on for r in requests) and not os.path.exists(self.marker):
+            self._record(requests, "und")
+            open(self.marker, "w").close()
+            os._exit(1)
+        return super().understand(requests)

@@ -62,3 +62,19 @@ def test_bad_lines_name_line_and_field(tmp_path, bad, field) -> None:
 def test_invalid_json_line(tmp_path) -> None:
     with pytest.raises(GapevalError, match="not valid JSON"):
         load_suite(write(tmp_path, ["{nope"]))
+
+
+def test_a_sidecar_names_the_suite_its_judges_and_its_decoding(tmp_path) -> None:
+    path = write(tmp_path, [GOOD])
+    (tmp_path / "suite.json").write_text(json.dumps({"name": "mine", "defaults": {"samples_gen": 3},
+                                                     "judges": ["scene"]}))  # fmt: skip
+    suite = load_suite(path)
+    assert (suite.name, suite.defaults, suite.judges) == ("mine", {"samples_gen": 3}, ("scene",))
+    (tmp_path / "suite.json").write_text(json.dumps({"judges": "scene"}))
+    with pytest.raises(GapevalError) as exc:
+        load_suite(path)
+    assert exc.value.file == str(tmp_path / "suite.json") and exc.value.field == "judges"
+    (tmp_path / "suite.json").write_text(json.dumps({"defaults": {"samples_gen": 0}}))
+    with pytest.raises(GapevalError, match="at least 1") as exc:
+        load_suite(path)
+    assert exc.value.field == "defaults.samples_gen"

@@ -115,6 +115,7 @@ def run(
     model_options: Mapping[str, str] | None = None,
     batch_size: int | None = None,
     executor: str = "local",
+    executor_options: Mapping[str, str] | None = None,
     label: str | None = None,
     skip_invalid: bool = False,
     progress: Callable[[str, int], None] | None = None,
@@ -139,7 +140,8 @@ def run(
         judge_options: Options for judges that take them (``base_url``, ``protocol``...).
         model_options: Adapter options.
         batch_size: Requests per model call (default: the adapter's preference).
-        executor: The executor's registry name.
+        executor: The executor's registry name (``local``, ``ray`` or ``ray:ADDRESS``).
+        executor_options: Executor options (the Ray executor's ``replicas``, ``gpus_per_replica``...).
         label: The run's display name in tables (default: the model spec).
         skip_invalid: Load a suite's good items and list the bad ones.
         progress: Called with a direction (``und``, ``gen``) and how many of its outputs just finished.
@@ -166,7 +168,7 @@ def run(
         samples_gen=samples_gen,
     )
     exec_family, _, exec_arg = executor.partition(":")
-    runner = EXECUTORS.load(exec_family).from_spec(exec_arg, {})
+    runner = EXECUTORS.load(exec_family).from_spec(exec_arg, dict(executor_options or {}))
     chain_specs = list(judges) if judges is not None else list(loaded.judges)
     path = Path(out) if out is not None else default_run_dir(loaded.name, model)
     store: RunStore | None = None

@@ -203,7 +203,17 @@ def run_cmd(
     judge_opt: Annotated[
         list[str] | None, typer.Option("--judge-opt", help="Judge option KEY=VALUE (e.g. protocol=paper).")
     ] = None,
-    executor: Annotated[str, typer.Option(help="Executor (registry name).")] = "local",
+    executor: Annotated[
+        str, typer.Option(help="Executor: local, or ray (pip install 'gapeval[ray]').")
+    ] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster: auto, or ray://HOST:PORT (default: start Ray here).")
+    ] = None,
+    replicas: Annotated[int | None, typer.Option(help="Model replicas on Ray.")] = None,
+    gpus_per_replica: Annotated[float | None, typer.Option(help="GPUs per replica on Ray.")] = None,
+    executor_opt: Annotated[
+        list[str] | None, typer.Option("--executor-opt", help="Executor option KEY=VALUE (runtime_env=JSON).")
+    ] = None,
     label: Annotated[str | None, typer.Option(help="Display name of this run in tables.")] = None,
     skip_invalid: Annotated[bool, typer.Option(help="Load the good items, list the bad ones.")] = False,
     fragility_n: Annotated[int, typer.Option("--fragility", help="Perturbed refits for ±frag (0: off).")] = 6,
@@ -231,6 +241,7 @@ def run_cmd(
                 model_options=_options(model_opt),
                 batch_size=batch_size,
                 executor=executor,
+                executor_options=_executor_options(executor_opt, ray_address, replicas, gpus_per_replica),
                 label=label,
                 skip_invalid=skip_invalid,
                 progress=bars.advance,
@@ -271,6 +282,16 @@ def run_cmd(
             out.print(f"html report: {site.index}", markup=False)
 
     _guard(go)
+
+
+def _executor_options(
+    given: list[str] | None, address: str | None, replicas: int | None, gpus: float | None
+) -> dict[str, str]:
+    """``--executor-opt`` plus the Ray flags that are shorthands for its options."""
+    opts = _options(given, "--executor-opt")
+    named = {"address": address, "replicas": replicas, "gpus_per_replica": gpus}
+    opts.update({k: str(v) for k, v in named.items() if v is not None})
+    return opts
 
 
 def _print_judge_stats(stats: dict[str, Any]) -> None:
@@ -935,6 +956,38 @@ def curve_cmd(
             )
         for f in res.files:
             out.print(f"wrote {f}", markup=False)
+
+    _guard(go)
+
+
+@app.command("sweep")
+def sweep_cmd(
+    spec: Annotated[Path, typer.Argument(help="Sweep spec (YAML): suites, models, seeds, judges, executor.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Folder of the sweep's runs.")] = Path("sweep"),
+    html: Annotated[bool, typer.Option("--html/--no-html", help="Write one HTML report per suite.")] = True,
+    as_json: JsonOpt = False,
+) -> None:
+    """Many runs (models x suites x judges x seeds) as one resumable job, ending with one leaderboard."""
+    from gapeval.sweep import load_sweep, sweep
+
+    def go() -> None:
+        loaded = load_sweep(spec)
+        say = None if as_json else lambda line: err.print(line, markup=False)
+        res = sweep(loaded, out_dir, progress=say, report=html)
+        if as_json:
+            scores = [{"suite": s, "judges": list(c), **sc.to_json()} for (s, c), sc in res.scores.items()]
+            out.print_json(data={
+                "runs": [{**vars(r), "path": str(r.path)} for r in res.runs],
+                "scores": scores,
+                "reports": {k: str(v) for k, v in res.reports.items()},
+            })  # fmt: skip
+            return
+        for (suite, chain), scored in res.scores.items():
+            title = f"{loaded.name}: {suite}, judged by {' > '.join(chain)}"
+            print_leaderboard(scored.leaderboard, title=f"{title} (x100)", platform=scored.platform)
+            print_notes(scored.notes)
+        for suite, index in res.reports.items():
+            out.print(f"html report ({suite}): {index}", markup=False)
 
     _guard(go)
 

@@ -224,6 +224,12 @@ EXECUTORS = Registry(
             "this process: batches of the adapter's size, each output committed as it is produced",
             example="local",
         ),
+        "ray": Entry(
+            "gapeval.executors.ray:RayExecutor",
+            "model replicas as Ray actors (local or a cluster); results stream back to the one writer",
+            extra="ray",
+            example="ray",
+        ),
     },
 )
 REPORTS = Registry(

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
+from gapeval.errors import GapevalError
 from gapeval.executors.base import ModelSpec, WorkResult
 from gapeval.images import png_bytes
 from gapeval.items import Direction
@@ -53,7 +54,16 @@ class LocalExecutor:
 
     @classmethod
     def from_spec(cls, arg: str, options: dict[str, str]) -> LocalExecutor:
-        """``local`` takes no argument or options."""
+        """``local`` takes no argument or options.
+
+        Raises:
+            GapevalError: Given any (``--replicas`` and the like belong to ``--executor ray``).
+
+        """
+        if arg or options:
+            named = arg or sorted(options)[0]
+            raise GapevalError(f"the local executor takes no options ({named!r}); use --executor ray",
+                               field="--executor")  # fmt: skip
         return cls()
 
     def model_description(self) -> dict[str, Any]:

@@ -30,15 +30,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gapeval import api
 from gapeval.errors import GapevalError
 from gapeval.items import Direction
 from gapeval.report import figures
 from gapeval.scoring.joint import item_scores
+from gapeval.specfile import load_spec_file
 from gapeval.suites.base import Suite
 from gapeval.suites.jsonl import load_jsonl
 from gapeval.suites.shapes import spec_to_item, tasks, world
@@ -228,21 +228,7 @@ def load_spec(path: str | Path | None, experiment: Experiment) -> tuple[Knowledg
 
     """
     file = Path(path) if path is not None else builtin_spec(experiment)
-    try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise GapevalError(f"cannot read ({exc.strerror})", file=file) from exc
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise GapevalError(f"not valid YAML ({str(exc).splitlines()[0]})", file=file) from exc
-    if not isinstance(raw, dict):
-        raise GapevalError("a spec is a YAML mapping", file=file)
-    try:
-        spec = KnowledgeSpec.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        msg = str(first["msg"]).removeprefix("Value error, ")
-        raise GapevalError(msg[:1].lower() + msg[1:], file=file, field=field) from exc
+    spec = load_spec_file(file, KnowledgeSpec)
     if spec.experiment != experiment:
         raise GapevalError(
             f"this is a {spec.experiment} spec; run it with gapeval knowledge {spec.experiment}",

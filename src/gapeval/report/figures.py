@@ -227,5 +227,5 @@ def knowledge_bars(
         ax.set_ylim(0, 100)
     axes[0][0].set_ylabel("accuracy (%)")
     axes[0][-1].legend(loc="upper right", fontsize=8)
-    fig.suptitle(title)
+    fig.suptitle(title, y=1.02)  # above the panel titles
     return _save(fig, folder, "knowledge")

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from gapeval.errors import GapevalError
 from gapeval.images import safe_join, verify_image
 from gapeval.items import Category, GenerationTask, ImageRef, Item, References, UnderstandingTask
+from gapeval.specfile import validation_error
 from gapeval.suites.base import Skipped, Suite, guarded
 from gapeval.suites.official import CATEGORY_MAP
 
@@ -57,9 +58,7 @@ def _meta(file: Path) -> SuiteMeta:
     try:
         meta = SuiteMeta.model_validate_json(side.read_bytes())
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
-        raise GapevalError(str(first["msg"]).lower(), file=side, field=field) from exc
+        raise validation_error(exc, side) from exc
     for key, value in meta.defaults.items():
         if key not in ("samples_und", "samples_gen") or value < 1:
             raise GapevalError(
