@@ -189,8 +189,12 @@ def test_the_same_spec_and_seed_give_the_same_matrix_and_a_rerun_trains_nothing(
     res, folder = small_run
     again = run_experiment("inject", folder / "spec.yaml", out=tmp_path / "fresh", report=False)
     assert [c.model_dump() for c in again.cells] == [c.model_dump() for c in res.cells]
+    checkpoints = sorted((tmp_path / "fresh" / "train").glob("*.pt"))
+    stamps = [p.stat().st_mtime_ns for p in checkpoints]
     rerun = run_experiment("inject", folder / "spec.yaml", out=tmp_path / "fresh", report=False)
-    assert rerun.seconds["train"] < 2.0  # every arm reused from its recorded spec hash
+    # Every arm reused from its recorded spec hash: no checkpoint was written again.
+    assert len(checkpoints) == 3 and [p.stat().st_mtime_ns for p in checkpoints] == stamps
+    assert rerun.seconds["arms"] == again.seconds["arms"] > rerun.seconds["train"]
     assert [c.model_dump() for c in rerun.cells] == [c.model_dump() for c in res.cells]
 
 
@@ -234,3 +238,20 @@ def test_user_training_data_is_read_and_checked(tmp_path) -> None:
     with pytest.raises(GapevalError) as exc:
         load_examples(bad)
     assert exc.value.field == "target" and f"{bad}:1" in str(exc.value.file)
+
+
+def test_a_user_evaluation_suite_names_its_probes_and_groups(tmp_path) -> None:
+    from gapeval.experiments.knowledge import probes_of
+
+    img = tmp_path / "a.png"
+    Image.new("RGB", (48, 48), "white").save(img)
+    base = {"category": "World Knowledge", "und": {"prompt": "where is the brosk", "images": ["a.png"]},
+            "gen": {"prompt": "draw a brosk"}, "refs": {"text": "top"}}  # fmt: skip
+    lines = [{**base, "id": "a", "probe": "target", "group": "brosk"},
+             {**base, "id": "b", "probe": "locality"}, {**base, "id": "c"}]  # fmt: skip
+    (tmp_path / "suite.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    probes = probes_of(load_jsonl(tmp_path), "inject")
+    assert probes == {"a": ("target", "brosk"), "b": ("locality", "b"), "c": ("target", "c")}
+    with pytest.raises(GapevalError) as exc:
+        probes_of(load_jsonl(tmp_path), "edit")  # "target" is no probe of an edit
+    assert exc.value.field == "a.probe"

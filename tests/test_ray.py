@@ -97,10 +97,10 @@ def test_a_killed_driver_resumes_without_redoing_finished_work(tmp_path) -> None
         done_before = {(o.item_id, str(o.direction), o.sample) for o in store.outputs(OutputStatus.DONE)}
     assert 0 < len(done_before) < 96 * 3
     n_before = len(served(log))
-    res = api.run("shapes-v1-mini", f"py:{SLOW}:SlowModel", out=run, batch_size=4, judges=["scene"],
-                  executor="ray", executor_options={"address": address, "replicas": "2"},
-                  model_options={"log": str(log), "delay": "0.3"})  # fmt: skip
-    assert res.resumed and res.stats.skipped_done == len(done_before)
+    again = subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=300, check=False)
+    assert again.returncode == 0, again.stderr
+    summary = json.loads(again.stdout)
+    assert summary["resumed"] and summary["outputs"]["skipped_done"] == len(done_before)
     redone = set(served(log)[n_before:])
     assert not redone & done_before  # nothing finished before the kill was served again
     assert len(outputs(run)) == 96 * 3 and all(s == "done" for s, _, _ in outputs(run).values())

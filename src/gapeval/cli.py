@@ -1030,8 +1030,10 @@ def _knowledge(experiment: str, spec: Path | None, out_dir: Path | None, report:
                 p = "" if c.p is None else f", p = {c.p:.3f}"
                 change = _fmt_delta(c.delta, c.low, c.high)
                 out.print(f"train {c.arm} -> {c.direction} evaluated: {change}{p}: {c.verdict}", markup=False)
-        out.print(f"took {res.seconds['total']:.0f} s (training {res.seconds['train']:.0f} s, evaluation "
-                  f"{res.seconds['eval']:.0f} s)", markup=False)  # fmt: skip
+        sec = res.seconds
+        reused = f"; the arms took {sec['arms']:.0f} s when trained" if sec["arms"] > sec["train"] + 1 else ""
+        out.print(f"took {sec['total']:.0f} s (training {sec['train']:.0f} s, evaluation {sec['eval']:.0f} s"
+                  f"{reused})", markup=False)  # fmt: skip
         for f in res.files:
             out.print(f"wrote {f}", markup=False)
 

@@ -587,7 +587,9 @@ class KnowledgeResult(BaseModel):
         spec_hash: Its SHA-256.
         runs: Every evaluation run.
         cells: The analysis (see :class:`Cell`).
-        seconds: Wall time of training, evaluation and everything.
+        seconds: This call's wall time of training (``train``), evaluation (``eval``) and everything
+            (``total``), and the arms' training time as recorded when each was trained (``arms``: a
+            rerun that reuses its arms trains in about 0 s, but still reports what training took).
         files: The result files.
 
     """
@@ -674,6 +676,7 @@ def run_experiment(
                                extra_charts=[folder / "knowledge.svg"], suite=suite)  # fmt: skip
         result.files.append(str(site.index))
     result.seconds = {"train": round(train_s, 1), "eval": round(eval_s, 1),
+                      "arms": round(sum(float(r.train.get("seconds", 0.0)) for r in runs), 1),
                       "total": round(time.perf_counter() - t0, 1)}  # fmt: skip
     (folder / "knowledge.json").write_text(result.model_dump_json(indent=2))
     return result
