@@ -75,3 +75,13 @@ def test_each_evaluation_is_an_ordinary_run_that_records_its_adapter(lora_run) -
     scored = api.score([r.run for r in res.runs], fragility_n=0, n_boot=0)
     assert [s.overall.n_items for s in scored.runs] == [4, 4, 4]
     assert {c.probe for c in res.cells} == {"target", "locality"}
+
+
+def test_only_janus_and_vlm_take_an_adapter(tmp_path) -> None:
+    from gapeval.models.emu3 import Emu3Settings
+    from gapeval.models.hf import HFSettings, settings_from
+
+    assert settings_from(HFSettings, "ckpt", {"adapter": str(tmp_path)}, "vlm").adapter == str(tmp_path)
+    with pytest.raises(GapevalError, match="takes no peft adapter") as exc:
+        settings_from(Emu3Settings, "chat,gen", {"adapter": str(tmp_path)}, "emu3")
+    assert exc.value.field == "adapter"
