@@ -51,6 +51,7 @@ __all__ = [
     "report",
     "run",
     "score",
+    "slug",
 ]
 
 
@@ -79,11 +80,15 @@ class RunResult:
     model_loaded: bool
 
 
+def slug(text: str, width: int | None = 60) -> str:
+    """``text`` as a folder name: runs of other characters become one ``-``, cut to ``width``."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:width]
+
+
 def default_run_dir(suite: str, model: str) -> Path:
     """A fresh, unique directory under ``runs/`` (two runs never share one by accident)."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{Path(suite).name}-{model}").strip("-")[:60]
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
-    return Path("runs") / f"{slug}-{stamp}"
+    return Path("runs") / f"{slug(f'{Path(suite).name}-{model}')}-{stamp}"
 
 
 def _judges(

@@ -22,7 +22,6 @@ A spec::
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,7 +54,7 @@ class SweepModel(BaseModel):
 
     def folder(self) -> str:
         """The label as a folder name."""
-        return re.sub(r"[^A-Za-z0-9._-]+", "-", self.label or self.model).strip("-")[:60] or "model"
+        return api.slug(self.label or self.model) or "model"
 
 
 class SweepSpec(BaseModel):
@@ -173,4 +172,4 @@ def sweep(
 
 
 def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "suite"
+    return api.slug(name, width=None) or "suite"

@@ -43,6 +43,25 @@ def supported(caps: Capabilities, unit: WorkUnit) -> bool:
     return caps.edits if unit.is_edit else caps.generates
 
 
+def split_work(
+    caps: Capabilities, units: Sequence[WorkUnit]
+) -> tuple[list[WorkResult], dict[Direction, list[WorkUnit]]]:
+    """``unsupported`` results for what ``caps`` cannot serve, and the rest per direction in plan order."""
+    refused = [
+        WorkResult(u, OutputStatus.UNSUPPORTED, error="model lacks this capability")
+        for u in units
+        if not supported(caps, u)
+    ]
+    return refused, {d: [u for u in units if u.direction is d and supported(caps, u)] for d in Direction}
+
+
+def fixed_batches(
+    work: Mapping[Direction, Sequence[WorkUnit]], size: int
+) -> list[tuple[Direction, list[WorkUnit]]]:
+    """Consecutive batches of ``size`` per direction: how every executor cuts the same work."""
+    return [(d, list(todo[i : i + size])) for d, todo in work.items() for i in range(0, len(todo), size)]
+
+
 class LocalExecutor:
     """Runs the model here, batch by batch; results are yielded (and committed) one by one."""
 
@@ -79,11 +98,8 @@ class LocalExecutor:
         if self._model is None:
             self._model = load_model(model.spec, suite=model.context, options=model.options)
         mdl = self._model
-        caps = mdl.capabilities
-        for unit in units:
-            if not supported(caps, unit):
-                yield WorkResult(unit, OutputStatus.UNSUPPORTED, error="model lacks this capability")
-        work = {d: [u for u in units if u.direction is d and supported(caps, u)] for d in Direction}
+        refused, work = split_work(mdl.capabilities, units)
+        yield from refused
         size = max(1, model.batch_size or int(getattr(mdl, "batch_size", DEFAULT_BATCH_SIZE)))
         parallel = max(1, int(getattr(mdl, "parallel_calls", 1)))
         if parallel > 1:
@@ -108,7 +124,7 @@ class LocalExecutor:
         parallel: int,
     ) -> Iterator[WorkResult]:
         """Keep ``parallel`` calls in flight; yield each call's results as soon as it ends."""
-        calls = iter([(d, todo[i : i + size]) for d, todo in work.items() for i in range(0, len(todo), size)])
+        calls = iter(fixed_batches(work, size))
         with ThreadPoolExecutor(parallel, thread_name_prefix="gapeval-call") as pool:
             running: set[Future[tuple[list[WorkResult], int | None]]] = set()
             while True:

@@ -200,17 +200,12 @@ class RayExecutor:
                 f"the model could not be built on a replica: {_cause(exc)}", field="model"
             ) from exc
         self._description = dict(info["describe"])
-        caps = Capabilities.model_validate(info["capabilities"])
-        from gapeval.executors.local import supported
+        from gapeval.executors.local import fixed_batches, split_work
 
-        for unit in units:
-            if not supported(caps, unit):
-                yield WorkResult(unit, OutputStatus.UNSUPPORTED, error="model lacks this capability")
+        refused, work = split_work(Capabilities.model_validate(info["capabilities"]), units)
+        yield from refused
         size = max(1, model.batch_size or int(info["batch_size"]))
-        queue: deque[_Batch] = deque()
-        for d in Direction:
-            todo = [u for u in units if u.direction is d and supported(caps, u)]
-            queue.extend(_Batch(d, todo[i : i + size]) for i in range(0, len(todo), size))
+        queue = deque(_Batch(d, batch) for d, batch in fixed_batches(work, size))
         refs: dict[str, Any] = {}  # image sha -> object ref, each put once
         running: dict[Any, tuple[int, int, _Batch]] = {}  # result ref -> (slot, its generation, batch)
         try:

@@ -59,14 +59,6 @@ def runner_for(spec: KnowledgeSpec, folder: Path, digest: str) -> Runner:
     raise GapevalError(f"knowledge experiments train toy and janus models, not {family!r}", field="model")
 
 
-def lr_at(step: int, settings: TrainSettings) -> float:
-    """Linear warm-up, then cosine decay to 10% of the peak."""
-    if step < settings.warmup:
-        return settings.lr * (step + 1) / settings.warmup
-    frac = (step - settings.warmup) / max(1, settings.steps - settings.warmup)
-    return float(settings.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * min(1.0, frac)))))
-
-
 class LossLog:
     """Per-step mean loss of each group of examples (``und``, ``gen``, ``replay``)."""
 
@@ -137,7 +129,7 @@ class ToyRunner:
         import torch
 
         from gapeval.toy.data import collate
-        from gapeval.toy.train import load_checkpoint, optimise, save_checkpoint
+        from gapeval.toy.train import load_checkpoint, lr_at, optimise, save_checkpoint
 
         path = self.folder / f"{arm}-s{seed}.pt"
         stamp = path.with_suffix(".json")
@@ -177,8 +169,7 @@ def toy_sequences(examples: Sequence[Example], vocab: Any, tok: Any) -> list[tup
 
     # One encoder call for the whole batch (one call per image cost more than the training step).
     images = [img for e in examples for img in (e.image, e.target) if img is not None]
-    pixels = np.stack([np.asarray(_world_size(img)) for img in images]) if images else None
-    encoded = iter(tok.encode(pixels).tolist() if pixels is not None else [])
+    encoded = iter(tok.encode_images(images).tolist())
 
     def codes(img: Any) -> list[int] | None:
         return None if img is None else [int(c) for c in next(encoded)]
@@ -192,17 +183,6 @@ def toy_sequences(examples: Sequence[Example], vocab: Any, tok: Any) -> list[tup
             pre = gen_prefix(vocab, e.prompt, codes(e.image))
             out.append(([*pre, *vocab.codes(codes(e.target) or []), ENDIMG], len(pre)))
     return out
-
-
-def _world_size(img: Any) -> Any:
-    from PIL import Image
-
-    from gapeval.suites.shapes import world
-
-    img = img.convert("RGB")
-    if img.size != (world.SIZE, world.SIZE):
-        img = img.resize((world.SIZE, world.SIZE), Image.Resampling.BILINEAR)
-    return img
 
 
 class JanusLoRARunner:
@@ -264,6 +244,8 @@ def train_lora(
     """Wrap a loaded Janus in a LoRA adapter, train it on ``sampler``'s batches, save the adapter."""
     import torch
     from peft import LoraConfig, get_peft_model
+
+    from gapeval.toy.train import lr_at
 
     config = LoraConfig(r=settings.lora_rank, lora_alpha=settings.lora_alpha, lora_dropout=0.0,
                         target_modules=JANUS_LORA_TARGETS)  # fmt: skip
@@ -358,17 +340,11 @@ def janus_gen_loss(model: Any, processor: Any, examples: Sequence[Example]) -> A
     """
     import torch
 
-    tok = processor.tokenizer
-    tok.padding_side = "left"
+    from gapeval.models.janus import image_inputs, image_prompts
+
+    processor.tokenizer.padding_side = "left"
     device = next(model.parameters()).device
-    prompts = [
-        processor.apply_chat_template(
-            [{"role": "user", "content": [{"type": "text", "text": e.prompt}]}], add_generation_prompt=True
-        )
-        for e in examples
-    ]
-    inputs = processor(text=prompts, generation_mode="image", return_tensors="pt", padding=True)
-    ids, mask = inputs["input_ids"].to(device), inputs["attention_mask"].to(device)
+    ids, mask = image_inputs(processor, image_prompts(processor, [e.prompt for e in examples]), device)
     pixels = processor.image_processor([e.target for e in examples], return_tensors="pt")["pixel_values"]
     with torch.no_grad():
         tokens = model.model.vqmodel.encode(pixels.to(device, model.dtype)).image_tokens.view(

@@ -39,6 +39,26 @@ from gapeval.models.hf import (
 )
 
 
+def image_prompts(processor: Any, prompts: Sequence[str]) -> list[str]:
+    """Drawing instructions as one user turn each, through the chat template (the adapter's layout)."""
+    return [
+        processor.apply_chat_template(
+            [{"role": "user", "content": [{"type": "text", "text": p}]}], add_generation_prompt=True
+        )
+        for p in prompts
+    ]
+
+
+def image_inputs(processor: Any, prompts: Sequence[str], device: Any) -> tuple[Any, Any]:
+    """Token ids and attention mask of chat prompts ending in the image-start token.
+
+    Sampling (:meth:`JanusModel.image_tokens`) and the knowledge experiments' image-token loss both
+    start from these, so training sees exactly the sequence the adapter samples from.
+    """
+    inputs = processor(text=list(prompts), generation_mode="image", return_tensors="pt", padding=True)
+    return inputs["input_ids"].to(device), inputs["attention_mask"].to(device)
+
+
 @dataclass
 class JanusSettings(HFSettings):
     """:class:`~gapeval.models.hf.HFSettings` plus image-generation settings.
@@ -97,11 +117,7 @@ class JanusModel(ChatModel):
         same positions with every token but BOS and BOI replaced by padding.
         """
         s = self.settings
-        inputs = self.processor(
-            text=list(prompts), generation_mode="image", return_tensors="pt", padding=True
-        )
-        ids = inputs["input_ids"].to(self.device)
-        mask = inputs["attention_mask"].to(self.device)
+        ids, mask = image_inputs(self.processor, prompts, self.device)
         n = ids.shape[0]
         uncond = ids.clone()
         blank = (uncond != self._bos) & (uncond != self._boi) & mask.bool()
@@ -133,14 +149,8 @@ class JanusModel(ChatModel):
         """One image per request (edits are refused: the executor never sends them, capabilities say so)."""
         if any(r.input_image for r in requests):
             raise GapevalError("Janus cannot edit images", field="model")
-        prompts = [
-            self.processor.apply_chat_template(
-                [{"role": "user", "content": [{"type": "text", "text": r.prompt}]}],
-                add_generation_prompt=True,
-            )
-            for r in requests
-        ]
-        tokens = self.image_tokens(prompts, [r.seed for r in requests])
+        tokens = self.image_tokens(image_prompts(self.processor, [r.prompt for r in requests]),
+                                   [r.seed for r in requests])  # fmt: skip
         with torch.inference_mode():
             pixels = self.model.decode_image_tokens(tokens)
         return [ImageOutput(image=to_pil(p, channels_last=True)) for p in pixels]

@@ -7,12 +7,20 @@ structure, and the decoded image is an average patch, not a clean symbolic rende
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from gapeval.suites.shapes import world
+
+
+def _world_sized(image: Image.Image) -> Image.Image:
+    img = image.convert("RGB")
+    if img.size != (world.SIZE, world.SIZE):
+        img = img.resize((world.SIZE, world.SIZE), Image.Resampling.BILINEAR)
+    return img
 
 
 class ImageTokenizer:
@@ -68,12 +76,16 @@ class ImageTokenizer:
         codes: np.ndarray = np.argmin(d, axis=1).reshape(images.shape[0], world.GRID * world.GRID)
         return codes
 
+    def encode_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """PIL images (any size: resized to 48x48 first) -> (N, 9) codes, in one encoder call."""
+        pixels = np.zeros((0, world.SIZE, world.SIZE, 3), dtype=np.uint8)
+        if images:
+            pixels = np.stack([np.asarray(_world_sized(img)) for img in images])
+        return self.encode(pixels)
+
     def encode_image(self, image: Image.Image) -> np.ndarray:
         """One PIL image -> (9,) codes."""
-        img = image.convert("RGB")
-        if img.size != (world.SIZE, world.SIZE):
-            img = img.resize((world.SIZE, world.SIZE), Image.Resampling.BILINEAR)
-        codes: np.ndarray = self.encode(np.asarray(img)[None])[0]
+        codes: np.ndarray = self.encode_images([image])[0]
         return codes
 
     def decode(self, codes: np.ndarray) -> np.ndarray:

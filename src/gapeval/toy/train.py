@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -72,8 +72,27 @@ def load_checkpoint(path: Path) -> tuple[UnifiedTransformer, Vocab, ImageTokeniz
     return model, Vocab(blob["words"], tok.size, blob.get("extra_words", [])), tok, blob["meta"]
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to 10%."""
+class Schedule(Protocol):
+    """What the learning-rate schedule reads: peak rate, warm-up steps, total steps."""
+
+    @property
+    def lr(self) -> float:
+        """Peak learning rate."""
+        ...
+
+    @property
+    def warmup(self) -> int:
+        """Linear warm-up steps."""
+        ...
+
+    @property
+    def steps(self) -> int:
+        """Total steps (the cosine decays over those after the warm-up)."""
+        ...
+
+
+def lr_at(step: int, cfg: Schedule) -> float:
+    """Linear warm-up, then cosine decay to 10% (training from scratch and fine-tuning alike)."""
     if step < cfg.warmup:
         return cfg.lr * (step + 1) / cfg.warmup
     frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
