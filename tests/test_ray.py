@@ -58,8 +58,11 @@ def test_a_ray_run_gives_the_local_runs_records(tmp_path) -> None:
 def test_a_replica_that_dies_loses_only_its_batch(tmp_path) -> None:
     log, marker = tmp_path / "served.jsonl", tmp_path / "died"
     opts = {"log": str(log), "die_on": "relation-0010", "marker": str(marker)}
+    # One batch in flight per replica: a replica that dies mid-call may also take with it the reply of
+    # a batch it had finished but not yet sent, and with 2 in flight that batch is redone too.
     res = api.run("shapes-v1-mini", f"py:{SLOW}:DyingModel", out=tmp_path / "run", batch_size=8, judges=[],
-                  executor="ray", executor_options={"replicas": "2"}, model_options=opts)  # fmt: skip
+                  executor="ray", executor_options={"replicas": "2", "in_flight": "1"},
+                  model_options=opts)  # fmt: skip
     assert marker.exists()  # a replica really died mid-run
     assert res.stats.done == 96 * 3 and res.stats.failed == 0
     counts: dict[tuple[str, str, int], int] = {}

@@ -54,6 +54,8 @@ class RaySettings:
         gpus_per_replica: GPUs each replica holds (fractions share a GPU).
         cpus_per_replica: CPUs each replica holds.
         in_flight: Batches queued per replica at once (2 keeps a replica busy while a result travels).
+            A replica that dies can cost up to this many batches: the one it was serving, those queued
+            behind it, and one whose reply it had not yet sent.
         max_attempts: Times a batch may lose its replica before it is recorded as failed.
         runtime_env: A Ray runtime environment as JSON (``{"pip": ["gapeval[transformers]"]}``, env vars,
             a working dir) for clusters whose workers do not have gapeval installed.
