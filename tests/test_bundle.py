@@ -68,5 +68,5 @@ def test_a_bundle_member_outside_its_folder_is_refused(cli, tmp_path) -> None:
         z.writestr("bundle.json", json.dumps({"format": "gapeval-bundle", "version": 1}))
         z.writestr("../escaped.txt", "x")
     code, _, err = invoke(cli, "score", str(evil))
-    assert code == 2 and "not allowed" in err and err.count("\n") == 1
+    assert code == 2 and "would land outside" in err and err.count("\n") == 1
     assert not (tmp_path.parent / "escaped.txt").exists()

@@ -25,7 +25,7 @@ from gapeval.errors import GapevalError
 from gapeval.executors.base import CommitStats, Committer, ModelSpec, image_index, plan
 from gapeval.items import Item
 from gapeval.judges.base import Judge, JudgeContext, JudgeStats, judge_run
-from gapeval.models.base import ModelContext, model_identity
+from gapeval.models.base import ModelContext, model_class, model_identity
 from gapeval.records import OutputStatus, RunManifest, RunRecords, RunSpec, now, redact
 from gapeval.registry import EXECUTORS, JUDGES, REPORTS
 from gapeval.report.markdown import summary_markdown
@@ -179,7 +179,10 @@ def run(
     store: RunStore | None = None
     resumed = (path / "manifest.json").exists()
     if resumed:
-        store, _ = RunStore.open_or_create(path, spec, command=f"gapeval run -m {model}")
+        relocatable = bool(getattr(model_class(model)[0], "relocatable", False))
+        store, _ = RunStore.open_or_create(
+            path, spec, command=f"gapeval run -m {model}", relocatable=relocatable
+        )
         manifest = store.manifest()
     else:
         # What the new run's manifest will say: judges may read it before the directory exists.

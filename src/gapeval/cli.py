@@ -609,7 +609,7 @@ def correlate_cmd(
             gaps = {m: v["gap"] for m, v in table.items() if "gap" in v}
         else:
             raise GapevalError("no gaps: give --run/--responses or a 'gap' column", file=scores, field="gap")
-        result = correlate(gaps, table, columns, n_boot=n_boot)
+        result = correlate(gaps, table, columns, n_boot=n_boot, source=scores)
         if as_json:
             out.print_json(data=[r.model_dump() for r in result])
             return

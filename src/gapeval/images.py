@@ -58,11 +58,11 @@ def safe_join(root: Path, relative: str, *, file: Path, field: str) -> Path:
 
     """
     if "\0" in relative:
-        raise GapevalError("image path holds a NUL byte", file=file, field=field)
+        raise GapevalError("path holds a NUL byte", file=file, field=field)
     root = root.resolve()
     candidate = (root / relative).resolve()
     if not candidate.is_relative_to(root):
-        raise GapevalError(f"image path {relative!r} escapes the dataset root {root}", file=file, field=field)
+        raise GapevalError(f"path {relative!r} escapes its folder {root}", file=file, field=field)
     return candidate
 
 
@@ -98,6 +98,30 @@ def verify_image(path: Path, *, file: Path, field: str) -> None:
         raise GapevalError(
             f"image {path} is unreadable or truncated ({exc.__class__.__name__})", file=file, field=field
         ) from exc
+
+
+def open_rgb(path: str | Path) -> Image.Image:
+    """An image file decoded as RGB, refused before decoding when it is over :func:`max_pixels`.
+
+    Raises:
+        GapevalError: Unreadable, or over the pixel cap (a decompression bomb costs nothing).
+
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                if img.width * img.height > max_pixels():
+                    raise GapevalError(
+                        f"{img.width}x{img.height} is over the {max_pixels() / 1e6:.0f}-megapixel cap "
+                        "(GAPEVAL_MAX_IMAGE_PIXELS)",
+                        file=path,
+                    )
+                return img.convert("RGB")
+    except GapevalError:
+        raise
+    except Exception as exc:  # PIL raises many types for bad files
+        raise GapevalError(f"unreadable image ({exc.__class__.__name__})", file=path) from None
 
 
 def first_image(folder: Path) -> Path | None:

@@ -19,6 +19,7 @@ import fcntl  # POSIX: the manifest's read-modify-write is serialised between pr
 import json
 import os
 import platform
+import re
 import socket
 import sqlite3
 import subprocess
@@ -176,8 +177,24 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def is_sha256(value: str) -> bool:
+    """Whether ``value`` is a SHA-256 as gapeval writes it: 64 lower-case hex digits."""
+    return _SHA256.fullmatch(value) is not None
+
+
 def image_file(run_dir: str | Path, sha: str) -> Path:
-    """Where a run directory keeps the generated image with this SHA-256."""
+    """Where a run directory keeps the generated image with this SHA-256.
+
+    Raises:
+        GapevalError: ``sha`` is not 64 hex digits (a run or bundle from elsewhere is data, never a path).
+
+    """
+    if not is_sha256(sha):
+        raise GapevalError(f"not a SHA-256: {sha[:80]!r}", file=Path(run_dir) / "run.sqlite",
+                           field="outputs.image_sha")  # fmt: skip
     return Path(run_dir) / "images" / sha[:2] / f"{sha}.png"
 
 
@@ -343,8 +360,13 @@ class RunStore:
         model_description: dict[str, Any] | None = None,
         *,
         command: str = "gapeval",
+        relocatable: bool = False,
     ) -> tuple[RunStore, bool]:
         """Resume the run at ``path`` if its spec matches, else create it; either way, lock it.
+
+        With ``relocatable`` (a model whose spec is its address, such as a model server), a spec that
+        differs only in ``model`` resumes when the model's identity is the same: the address moved, the
+        model did not. The manifest then records the new address and the history says so.
 
         Returns:
             The store and whether it resumed an existing run.
@@ -371,6 +393,14 @@ class RunStore:
                 store.log("identity_adopted", {"model_identity": spec.model_identity})
                 return store, True
             diff = old.first_difference(spec)
+            if diff == "model" and relocatable and spec.model_identity:
+                moved = old.model_copy(update={"model": spec.model})
+                drop = {"server"}  # earlier versions recorded the address in the identity too
+                same = {k: v for k, v in old.model_identity.items() if k not in drop} == spec.model_identity
+                if same and moved.model_copy(update={"model_identity": spec.model_identity}) == spec:
+                    store.update_manifest(spec=spec)
+                    store.log("model_moved", {"from": old.model, "to": spec.model})
+                    return store, True
             if diff is not None:
                 raise GapevalError(
                     f"holds a run of a different spec ({diff}: {getattr(old, diff)!r} != "

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from gapeval import api
 from gapeval.errors import GapevalError
+from gapeval.images import safe_join, verify_image
 from gapeval.items import Direction
 from gapeval.report import figures
 from gapeval.scoring.joint import item_scores
@@ -309,7 +310,11 @@ class Sampler:
         self.rng = np.random.default_rng(seed)
         self.looks = spec.looks()
         self.avoid = {f.name for f in spec.facts}
-        self.user = load_examples(root / spec.data.train) if spec.data.train else None
+        self.user = (
+            load_examples(safe_join(root, spec.data.train, file=root, field="data.train"))
+            if spec.data.train
+            else None
+        )
 
     def knowledge(self, direction: str, n: int) -> list[Example]:
         """``n`` examples of the taught facts in ``direction``."""
@@ -346,8 +351,6 @@ def load_examples(file: Path) -> list[Example]:
         GapevalError: Naming the file, line and field of the first bad line.
 
     """
-    from gapeval.images import safe_join, verify_image
-
     if not file.is_file():
         raise GapevalError("training data file does not exist", file=file, field="data.train")
     out: list[Example] = []
@@ -414,6 +417,8 @@ def probe_specs(spec: KnowledgeSpec, rng: np.random.Generator) -> list[tuple[str
 
 def write_eval_suite(spec: KnowledgeSpec, folder: Path) -> Path:
     """Write the built-in evaluation suite as JSONL + images (+ its sidecar) into ``folder``."""
+    # Absolute, so that the items' (absolute) image paths can be written relative to it from any cwd.
+    folder = folder.resolve()
     images = folder / "img"
     # Written afresh each time (byte-identical for the same spec): no image of another spec survives.
     shutil.rmtree(images, ignore_errors=True)
@@ -632,15 +637,23 @@ def run_experiment(
 
     spec, file = load_spec(spec_path, experiment)
     digest = spec.digest()
+    # Everything a spec points at is checked before anything is written.
+    user_suite = None
+    if spec.data.eval:
+        user_suite = load_jsonl(safe_join(file.parent, spec.data.eval, file=file, field="data.eval"))
+        probes_of(user_suite, experiment)
+    if spec.data.train:
+        load_examples(safe_join(file.parent, spec.data.train, file=file, field="data.train"))
     folder = Path(out) if out is not None else Path(f"knowledge-{experiment}")
+    if folder.exists() and not folder.is_dir():
+        raise GapevalError("the experiment folder is a file; pick a folder", file=folder, field="--out")
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "spec.json").write_text(
         json.dumps({"spec_hash": digest, **spec.model_dump(mode="json")}, indent=2)
     )
     say = progress or (lambda _: None)
     t0 = time.perf_counter()
-    suite_dir = file.parent / spec.data.eval if spec.data.eval else write_eval_suite(spec, folder / "eval")
-    suite = load_jsonl(suite_dir)
+    suite = user_suite or load_jsonl(write_eval_suite(spec, folder / "eval"))
     probes = probes_of(suite, experiment)
     runner = runner_for(spec, folder / "train", digest)
     words = [f.name for f in spec.facts]

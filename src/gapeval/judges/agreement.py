@@ -6,8 +6,6 @@ outputs by hand, judge them with both, and compare.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from gapeval.errors import GapevalError
-from gapeval.files import read_text
+from gapeval.files import read_table
 from gapeval.items import Direction
 from gapeval.records import VerdictStatus
 from gapeval.store import RunStore
@@ -60,28 +58,16 @@ def judge_labels(store: RunStore, judge_id: str) -> dict[Key, float]:
 
 def read_labels(path: str | Path) -> dict[Key, float]:
     """Human labels: CSV with columns item_id, direction (und/gen), label (1/0, pass/fail, yes/no...)."""
-    src = Path(path)
     out: dict[Key, float] = {}
-    with io.StringIO(read_text(src), newline="") as fh:
-        reader = csv.DictReader(fh)
-        for col in ("item_id", "direction", "label"):
-            if col not in (reader.fieldnames or []):
-                raise GapevalError(f"missing column {col!r}", file=src, field=col)
-        for line, row in enumerate(reader, start=2):
-            where = f"{src}:{line}"
-            direction = row["direction"].strip().lower()
-            if direction not in {d.value for d in Direction}:
-                raise GapevalError(
-                    f"direction must be und or gen, not {row['direction']!r}", file=where, field="direction"
-                )
-            word = row["label"].strip().lower()
-            if word not in _TRUE | _FALSE:
-                raise GapevalError(
-                    f"label must be pass/fail (or 1/0, yes/no), not {row['label']!r}",
-                    file=where,
-                    field="label",
-                )
-            out[(row["item_id"], direction)] = 1.0 if word in _TRUE else 0.0
+    _, rows = read_table(path, ("item_id", "direction", "label"))
+    labels = {**dict.fromkeys(_TRUE, 1.0), **dict.fromkeys(_FALSE, 0.0)}
+    for row in rows:
+        key = (row.text("item_id"), row.choice("direction", {d.value: d.value for d in Direction}))
+        if key in out:
+            raise GapevalError(
+                f"item {key[0]!r} ({key[1]}) is labelled twice", file=row.where, field="item_id"
+            )
+        out[key] = row.choice("label", labels)
     return out
 
 

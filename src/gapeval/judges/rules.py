@@ -18,6 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
+from gapeval.images import open_rgb
 from gapeval.items import Direction, Item
 from gapeval.judges.base import Decision, ExactJudge, JudgeContext, JudgeTask, no_argument, text_hash
 
@@ -163,8 +164,7 @@ def _same_image(a: Image.Image, path: str, tolerance: float = 2.0) -> bool:
 
 def judge_image(item: Item, image_path: str) -> Decision:
     """Fail images that return the input unchanged or copy the reference; abstain otherwise."""
-    with Image.open(image_path) as raw:
-        img = raw.convert("RGB")
+    img = open_rgb(image_path)
     if item.gen.input_image is not None and _same_image(img, item.gen.input_image.path):
         return Decision.decide(False, "unchanged: the edit returned its input", unchanged=True)
     if item.refs.image is not None and _same_image(img, item.refs.image.path):

@@ -14,6 +14,7 @@ from typing import Any
 
 from PIL import Image
 
+from gapeval.images import open_rgb
 from gapeval.items import Direction
 from gapeval.judges.base import Decision, ExactJudge, JudgeContext, JudgeTask, no_argument, text_hash
 from gapeval.judges.rules import WORD_NUMBERS, extract_option, stated_count
@@ -156,7 +157,6 @@ class SceneJudge(ExactJudge):
                 continue
             check = ref["gen_check"]
             assert isinstance(check, dict)
-            with Image.open(task.image_path) as img:
-                ok, reason, scene = judge_image(check, img)
+            ok, reason, scene = judge_image(check, open_rgb(task.image_path))
             out.append(Decision.decide(ok, reason, scene=[list(o) if o else None for o in scene]))
         return out

@@ -10,7 +10,8 @@ Three endpoints, JSON over HTTP, images as base64 PNG:
   "sample"}]}`` -> ``{"outputs": [{"image": PNG_B64 | null, "error": str | null, "meta": {}}]}``
 
 One output per request, in order; a request that fails has ``error`` set and fails alone. A whole call that
-fails answers an HTTP error status with ``{"error": "..."}``.
+fails answers an HTTP error status with ``{"error": "..."}``. A server that requires a token answers 401
+unless a request carries ``Authorization: Bearer TOKEN``; both sides read it from ``GAPEVAL_SERVE_TOKEN``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from PIL import Image
 
 PROTOCOL = "gapeval-model-server"
 VERSION = 1
+#: The environment variable holding the shared token (the server's and the client's).
+TOKEN_ENV = "GAPEVAL_SERVE_TOKEN"
 
 
 def png_b64(image: Image.Image) -> str:

@@ -25,13 +25,15 @@ from typing import Any
 import jinja2
 from PIL import Image
 
+from gapeval.errors import GapevalError
+from gapeval.images import open_rgb
 from gapeval.items import Direction, Item
 from gapeval.records import OutputStatus, RunRecords, VerdictStatus
 from gapeval.report import figures
 from gapeval.scoring.joint import VerdictIndex, item_scores
 from gapeval.scoring.leaderboard import LeaderRow
 from gapeval.scoring.result import ScoreResult
-from gapeval.store import image_file
+from gapeval.store import image_file, is_sha256
 
 #: Largest side of a full-size image in the report, and of a thumbnail (pixels).
 FULL_SIDE, THUMB_SIDE = 640, 160
@@ -69,10 +71,11 @@ class _Images:
         """``(full, thumb)`` paths relative to the site, or None when the file is unreadable."""
         if key in self.done:
             return self.done[key]
+        if not is_sha256(key):  # the key names files in the site: it must never be a path
+            raise GapevalError(f"not a SHA-256: {key[:80]!r}", file=path, field="sha256")
         try:
-            with Image.open(path) as img:
-                rgb = img.convert("RGB")
-        except (OSError, ValueError):
+            rgb = open_rgb(path)  # over the pixel cap: refused before decoding
+        except GapevalError:
             self.done[key] = None
             return None
         out = (self._write(rgb, "full", key, FULL_SIDE), self._write(rgb, "thumb", key, THUMB_SIDE))

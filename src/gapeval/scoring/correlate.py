@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +9,7 @@ from pydantic import BaseModel
 from scipy.stats import kendalltau, spearmanr
 
 from gapeval.errors import GapevalError
-from gapeval.files import read_text
+from gapeval.files import read_table
 
 
 class Correlation(BaseModel):
@@ -29,35 +27,16 @@ class Correlation(BaseModel):
 
 def read_scores(path: str | Path) -> tuple[list[str], dict[str, dict[str, float]]]:
     """CSV with a ``model`` column and one numeric column per score (``gap`` may be one of them)."""
-    src = Path(path)
-    try:
-        with io.StringIO(read_text(src), newline="") as fh:
-            reader = csv.DictReader(fh)
-            if "model" not in (reader.fieldnames or []):
-                raise GapevalError("needs a 'model' column", file=src, field="model")
-            columns = [c for c in reader.fieldnames or [] if c != "model"]
-            table: dict[str, dict[str, float]] = {}
-            for line, row in enumerate(reader, start=2):
-                values = {}
-                model = (row.get("model") or "").strip()
-                if not model:
-                    raise GapevalError("model name is empty", file=f"{src}:{line}", field="model")
-                if model in table:
-                    raise GapevalError(f"model {model!r} appears twice", file=f"{src}:{line}", field="model")
-                for c in columns:
-                    if row[c] in ("", None):
-                        continue
-                    try:
-                        values[c] = float(row[c])
-                    except (TypeError, ValueError) as exc:
-                        raise GapevalError(
-                            f"not a number: {row[c]!r}", file=f"{src}:{line}", field=c
-                        ) from exc
-                    if not np.isfinite(values[c]):
-                        raise GapevalError(f"not a finite number: {row[c]!r}", file=f"{src}:{line}", field=c)
-                table[model] = values
-    except OSError as exc:
-        raise GapevalError(f"cannot read ({exc.strerror})", file=src) from exc
+    header, rows = read_table(path, ("model",))
+    columns = [c for c in header if c != "model"]
+    if not columns:
+        raise GapevalError("has no score column beside 'model'", file=path, field="model")
+    table: dict[str, dict[str, float]] = {}
+    for row in rows:
+        model = row.text("model")
+        if model in table:
+            raise GapevalError(f"model {model!r} appears twice", file=row.where, field="model")
+        table[model] = {c: v for c in columns if (v := row.number(c, required=False)) is not None}
     return columns, table
 
 
@@ -69,8 +48,23 @@ def correlate(
     n_boot: int = 2000,
     ci: float = 0.95,
     seed: int = 0,
+    source: str | Path | None = None,
 ) -> list[Correlation]:
-    """Spearman and Kendall of the gaps with each score column, bootstrap percentile CIs over models."""
+    """Spearman and Kendall of the gaps with each score column, bootstrap percentile CIs over models.
+
+    Args:
+        gaps: Model -> gap.
+        scores: Model -> score column -> value (:func:`read_scores`).
+        columns: The score columns to correlate (``gap`` is skipped).
+        n_boot: Bootstrap resamples over models.
+        ci: Interval level.
+        seed: Bootstrap seed.
+        source: The scores file, named in errors.
+
+    Raises:
+        GapevalError: Fewer than 3 models with both values, or a constant column, naming the file.
+
+    """
     out = []
     rng = np.random.default_rng(seed)
     for col in columns:
@@ -79,16 +73,20 @@ def correlate(
         models = [m for m in gaps if col in scores.get(m, {})]
         if len(models) < 3:
             raise GapevalError(
-                f"needs at least 3 models with both a gap and a score, found {len(models)}", field=col
+                f"needs at least 3 models with both a gap and a score, found {len(models)}",
+                file=source,
+                field=col,
             )
         g = np.array([gaps[m] for m in models])
         s = np.array([scores[m][col] for m in models])
         if not (np.all(np.isfinite(g)) and np.all(np.isfinite(s))):
-            raise GapevalError("a gap or a score is not a finite number", field=col)
+            raise GapevalError("a gap or a score is not a finite number", file=source, field=col)
         for name, values in (("gap", g), (col, s)):
             if len(set(values.tolist())) < 2:
                 raise GapevalError(
-                    f"{name} is the same for every model: a rank correlation is undefined", field=name
+                    f"{name} is the same for every model: a rank correlation is undefined",
+                    file=source,
+                    field=name,
                 )
         sp, kd = spearmanr(g, s), kendalltau(g, s)
         boots_s, boots_k = [], []
@@ -100,7 +98,9 @@ def correlate(
             boots_k.append(kendalltau(g[idx], s[idx]).statistic)
         a = (1 - ci) / 2
         if not boots_s:
-            raise GapevalError("no bootstrap resample had two distinct values; too few models", field=col)
+            raise GapevalError(
+                "no bootstrap resample had two distinct values; too few models", file=source, field=col
+            )
         out.append(
             Correlation(
                 score=col,

@@ -7,7 +7,6 @@ failed, unsupported or undecided outputs are missing (NaN), never wrong.
 from __future__ import annotations
 
 import csv
-import io
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from gapeval.errors import GapevalError
-from gapeval.files import read_text
+from gapeval.files import read_table
 from gapeval.items import Direction
 from gapeval.records import RunRecords
 from gapeval.scoring.joint import item_scores
@@ -102,25 +101,12 @@ def read_csv(path: str | Path) -> Responses:
 
     """
     src = Path(path)
-    with io.StringIO(read_text(src), newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [f for f in FIELDS if f not in (reader.fieldnames or [])]
-        if missing:
-            raise GapevalError(f"missing column(s) {', '.join(missing)}", file=src, field=missing[0])
-        rows = []
-        for line, row in enumerate(reader, start=2):
-            where = f"{src}:{line}"
-            if row["direction"] not in ("und", "gen"):
-                raise GapevalError(
-                    f"direction must be und or gen, not {row['direction']!r}", file=where, field="direction"
-                )
-            try:
-                y = float(row["y"])
-            except ValueError as exc:
-                raise GapevalError(f"not a number: {row['y']!r}", file=where, field="y") from exc
-            if not 0.0 <= y <= 1.0:
-                raise GapevalError(f"must lie in [0, 1], not {y}", file=where, field="y")
-            rows.append((row["model"], row["item"], row["category"], row["direction"], y))
+    _, table = read_table(src, FIELDS)
+    rows = []
+    for row in table:
+        direction = row.choice("direction", {"und": "und", "gen": "gen"})
+        y = row.number("y", low=0.0, high=1.0)
+        rows.append((row.text("model"), row.text("item"), row.text("category"), direction, float(y or 0.0)))
     if not rows:
         raise GapevalError("no responses", file=src)
     models = list(dict.fromkeys(r[0] for r in rows))

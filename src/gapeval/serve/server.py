@@ -3,16 +3,19 @@
 Run it where the model's environment is (another process, another machine with a GPU), and point a run
 at it with ``-m http://HOST:PORT``. It runs the very server of the standalone template
 (:func:`gapeval.serve.template_server.protocol_server`), so both speak the protocol the same way; calls
-are served one at a time (models are not thread-safe), and each request's failure is its own.
+are served one at a time (models are not thread-safe), and each request's failure is its own. Off the
+loopback it requires a token (``GAPEVAL_SERVE_TOKEN``), which clients send as a bearer token.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
+from gapeval.errors import GapevalError
 from gapeval.models.base import (
     GenerateRequest,
     ModelContext,
@@ -21,7 +24,7 @@ from gapeval.models.base import (
     load_model,
     model_identity,
 )
-from gapeval.serve.template_server import Answer, protocol_server
+from gapeval.serve.template_server import TOKEN_ENV, Answer, is_loopback, protocol_server
 
 
 class ModelServer:
@@ -36,6 +39,13 @@ class ModelServer:
         port: int = 0,
         context: ModelContext | None = None,
     ) -> None:
+        token = os.environ.get(TOKEN_ENV) or None
+        if not token and not is_loopback(host):
+            raise GapevalError(
+                f"binding {host} exposes the model to anyone who reaches the port: set {TOKEN_ENV} to a "
+                "secret token (clients send it from the same variable), or bind 127.0.0.1",
+                field="--host",
+            )
         ctx = context or ModelContext()
         opts = dict(options or {})
         identity = model_identity(spec, opts, ctx)
@@ -53,7 +63,7 @@ class ModelServer:
             "identity": identity,
             "description": self.model.describe(),
         }
-        self._httpd = protocol_server(host, port, health, self._understand, self._generate)
+        self._httpd = protocol_server(host, port, health, self._understand, self._generate, token=token)
         self._thread: threading.Thread | None = None
 
     @property

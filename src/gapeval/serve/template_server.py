@@ -19,9 +19,16 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
+import hmac
 import io
+import ipaddress
 import json
+import os
+import socket
+import sys
 import threading
+import time
+import warnings
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -65,13 +72,23 @@ def generate(model: Any, batch: list[dict[str, Any]]) -> list[Image.Image]:
 PROTOCOL, VERSION = "gapeval-model-server", 1
 MAX_PIXELS = 50_000_000
 MAX_BODY = 512 * 2**20
+#: A connection that sends nothing for this long is closed; a request body must arrive within BODY_S.
+IDLE_S, BODY_S = 60.0, 600.0
+#: Connections served at once; more are answered 503 at once (each holds a thread while it lasts).
+MAX_CONNECTIONS = 32
+#: Clients send this token as ``Authorization: Bearer TOKEN``; a server off the loopback requires one.
+TOKEN_ENV = "GAPEVAL_SERVE_TOKEN"
 
 
 def _decode(b64: str) -> Image.Image:
-    img = Image.open(io.BytesIO(base64.b64decode(b64, validate=True)))
-    if img.width * img.height > MAX_PIXELS:
-        raise ValueError("image too large")
-    return img.convert("RGB")
+    if not isinstance(b64, str):
+        raise ValueError("an image must be a base64 string")
+    with warnings.catch_warnings():  # the cap below governs, before anything is decoded
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        img = Image.open(io.BytesIO(base64.b64decode(b64, validate=True)))
+        if img.width * img.height > MAX_PIXELS:
+            raise ValueError(f"image of {img.width}x{img.height} is over the {MAX_PIXELS}-pixel cap")
+        return img.convert("RGB")
 
 
 def _encode(img: Image.Image) -> str:
@@ -80,7 +97,48 @@ def _encode(img: Image.Image) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` binds this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 Answer = dict[str, Any]  # {"text": str} / {"image": PIL image}, or {"error": str}; "meta" optional
+
+
+class _Server(ThreadingHTTPServer):
+    """A threading server with a bounded number of connections (the rest are answered 503 at once)."""
+
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], slots: int) -> None:
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, handler)
+        self._slots = threading.BoundedSemaphore(slots)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            with contextlib.suppress(OSError):
+                request.sendall(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n"
+                                b"connection: close\r\n\r\n")  # fmt: skip
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
 
 
 def protocol_server(
@@ -89,18 +147,29 @@ def protocol_server(
     health: dict[str, Any],
     understand_batch: Callable[[list[dict[str, Any]]], list[Answer]],
     generate_batch: Callable[[list[dict[str, Any]]], list[Answer]],
+    *,
+    token: str | None = None,
+    max_connections: int = MAX_CONNECTIONS,
 ) -> ThreadingHTTPServer:
     """An HTTP server speaking the protocol around two batch functions (also what ``gapeval serve`` runs).
 
     Each function gets the decoded requests (images as PIL RGB) and returns one answer per request;
-    calls are served one at a time.
+    calls are served one at a time. With ``token``, every request must carry ``Authorization: Bearer
+    TOKEN`` (401 otherwise); a server bound off the loopback refuses to start without one.
     """
+    if not token and not is_loopback(host):
+        raise ValueError(
+            f"binding {host} exposes the model to the network: set {TOKEN_ENV} to a secret token first "
+            "(clients send it from the same variable)"
+        )
     lock = threading.Lock()
     reply_health = {"protocol": PROTOCOL, "version": VERSION, **health}
+    expected = f"Bearer {token}".encode() if token else None
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True
+        timeout = IDLE_S  # per socket operation: an idle or stalled connection is closed
 
         def log_message(self, *args: Any) -> None:
             return
@@ -113,29 +182,63 @@ def protocol_server(
             self.end_headers()
             self.wfile.write(data)
 
+        def _authorised(self) -> bool:
+            given = (self.headers.get("authorization") or "").encode()
+            if expected is None or hmac.compare_digest(given, expected):
+                return True
+            self.close_connection = True
+            self._send(401, {"error": "missing or wrong token (Authorization: Bearer ...)"})
+            return False
+
+        def _body(self) -> bytes:
+            raw = (self.headers.get("content-length") or "0").strip()
+            if not raw.isdigit():  # a negative or garbled length would read until the client stops
+                raise ValueError(f"content-length must be a non-negative integer, not {raw[:40]!r}")
+            length = int(raw)
+            if length > MAX_BODY:
+                raise ValueError(f"request of {length} bytes is over the {MAX_BODY}-byte cap")
+            deadline, chunks, got = time.monotonic() + BODY_S, [], 0
+            while got < length:
+                if time.monotonic() > deadline:
+                    raise ValueError(f"request body not received within {BODY_S:.0f} s")
+                chunk = self.rfile.read1(min(1 << 20, length - got))
+                if not chunk:
+                    raise ValueError("request body ended early")
+                chunks.append(chunk)
+                got += len(chunk)
+            return b"".join(chunks)
+
         def do_GET(self) -> None:
+            if not self._authorised():
+                return
             if self.path.rstrip("/") != "/v1/health":
                 self._send(404, {"error": "no such endpoint"})
                 return
             self._send(200, reply_health)
 
         def do_POST(self) -> None:
+            if not self._authorised():
+                return
             path = self.path.rstrip("/")
             try:
-                length = int(self.headers.get("content-length") or 0)
-                if length > MAX_BODY:
-                    raise ValueError("request too large")
-                requests = json.loads(self.rfile.read(length) or b"{}")["requests"]
-                if path == "/v1/understand":
-                    batch = [{**r, "images": [_decode(b) for b in r.get("images") or []]} for r in requests]
-                elif path == "/v1/generate":
-                    batch = [{**r, "input_image": _decode(r["input_image"]) if r.get("input_image") else None}
-                             for r in requests]  # fmt: skip
-                else:
+                body = self._body()
+                if path not in ("/v1/understand", "/v1/generate"):
                     self._send(404, {"error": "no such endpoint"})
                     return
-            except (ValueError, KeyError, TypeError, OSError) as exc:
-                self._send(400, {"error": f"bad request ({exc})"})
+                requests = json.loads(body or b"{}")["requests"]
+                if not isinstance(requests, list) or not all(isinstance(r, dict) for r in requests):
+                    raise ValueError("requests must be a list of objects")
+                if path == "/v1/understand":
+                    batch = [{**r, "images": [_decode(b) for b in r.get("images") or []]} for r in requests]
+                else:
+                    batch = [{**r, "input_image": _decode(r["input_image"]) if r.get("input_image") else None}
+                             for r in requests]  # fmt: skip
+            except (TimeoutError, ConnectionError):
+                self.close_connection = True
+                return
+            except Exception as exc:  # anything a client can send wrong is its 400, never a dropped line
+                self.close_connection = True
+                self._send(400, {"error": f"bad request ({type(exc).__name__}: {exc})"})
                 return
             try:
                 with lock:
@@ -146,9 +249,7 @@ def protocol_server(
                 return
             self._send(200, {"outputs": outputs})
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
-    return server
+    return _Server((host, port), Handler, max_connections)
 
 
 def _wire(answer: Answer) -> dict[str, Any]:
@@ -163,6 +264,9 @@ def _wire(answer: Answer) -> dict[str, Any]:
 
 def make_server(host: str, port: int) -> ThreadingHTTPServer:
     """The HTTP server around the three functions at the top of this file."""
+    token = os.environ.get(TOKEN_ENV) or None
+    if not token and not is_loopback(host):
+        sys.exit(f"error: binding {host} exposes the model to the network: set {TOKEN_ENV} first")
     model = load_model()
     health = {"name": NAME, "capabilities": CAPABILITIES, "batch_size": BATCH_SIZE, "identity": IDENTITY,
               "description": {"server": "template_server.py", "name": NAME}}  # fmt: skip
@@ -172,6 +276,7 @@ def make_server(host: str, port: int) -> ThreadingHTTPServer:
         health,
         lambda batch: [{"text": t} for t in understand(model, batch)],
         lambda batch: [{"image": i} for i in generate(model, batch)],
+        token=token,
     )
 
 

@@ -135,8 +135,9 @@ def load_item(root: Path, folder: Path) -> Item:
     subcategory = str(rec.get("subcategory") or "")
 
     und_key, und_prompt = _first(rec, "und_prompt", "problem")
-    if not isinstance(und_prompt, str):
-        raise GapevalError("understanding prompt is missing", file=prompt_path, field="und_prompt")
+    if not isinstance(und_prompt, str) or not und_prompt.strip():
+        what = "is empty" if isinstance(und_prompt, str) else "is missing"
+        raise GapevalError(f"understanding prompt {what}", file=prompt_path, field=und_key or "und_prompt")
     gen_prompt = rec.get("gen_prompt")
     if not isinstance(gen_prompt, str) or not gen_prompt.strip():
         raise GapevalError("generation prompt is missing", file=prompt_path, field="gen_prompt")
@@ -182,7 +183,7 @@ def load_item(root: Path, folder: Path) -> Item:
     if rec.get("task") is not None or rec.get("explain") is not None:
         structured = {"task": rec.get("task"), "explain": rec.get("explain")}
 
-    item_id = str(rec.get("id")) if rec.get("id") not in (None, "") else folder.name
+    item_id = _item_id(rec.get("id"), folder, prompt_path)
     return Item(
         id=item_id,
         category=category,
@@ -210,6 +211,20 @@ def find_data_root(path: Path) -> Path:
         if any(_DATA_DIR.match(p.name) for p in candidate.iterdir() if p.is_dir()):
             return candidate
     raise GapevalError("no data_<n> folders found", file=path)
+
+
+def _item_id(value: Any, folder: Path, prompt_path: Path) -> str:
+    """The item's id: its ``id`` field (a string or an integer), else the folder's name."""
+    if value is None or value == "":
+        return folder.name
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise GapevalError(
+            f"must be a string or an integer, not {type(value).__name__}", file=prompt_path, field="id"
+        )
+    text = str(value).strip()
+    if not text or any(ord(c) < 32 for c in text):
+        raise GapevalError(f"not a usable id: {value!r}", file=prompt_path, field="id")
+    return text
 
 
 def load_official(path: str | Path, *, skip_invalid: bool = False, name: str = "gapeval") -> Suite:
