@@ -389,6 +389,17 @@ def score(
     if responses is None and all(s.overall.und_n + s.overall.gen_n == 0 for s in scored):
         # Nothing decided anywhere: a table of dashes and a gap of zero would look like a result.
         first = records[0]
+        made = [o for o in first.outputs if o.status is not OutputStatus.UNSUPPORTED]
+        if made and all(o.status is OutputStatus.FAILED for o in made):
+            # The cause is upstream of judging: say it, and how to retry, not "run gapeval judge".
+            reasons = list(dict.fromkeys((o.error or "no reason").splitlines()[0][:200] for o in made))
+            raise GapevalError(
+                f"nothing to score: all {len(made)} outputs failed "
+                f"(first reasons: {'; '.join(reasons[:3])}); fix the cause and run the same gapeval run "
+                "command again to retry them",
+                file=first.path,
+                field="outputs",
+            )
         hint = "it has not been judged" if not first.manifest.judge_chain else "its judges decided no output"
         raise GapevalError(
             f"nothing to score: {hint}; run gapeval judge RUN -j JUDGE", file=first.path, field="verdicts"

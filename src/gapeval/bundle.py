@@ -25,7 +25,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from gapeval.errors import GapevalError
-from gapeval.files import read_json
+from gapeval.files import output_file, read_json
 from gapeval.items import Item
 from gapeval.records import now
 from gapeval.store import RunStore, is_sha256, package_versions
@@ -76,8 +76,7 @@ def export(run_dir: str | Path, out: str | Path, suite: Suite | None) -> Path:
     run = Path(run_dir)
     with RunStore.open(run) as store:
         manifest = store.manifest()
-    target = Path(out)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = output_file(out)
     tmp = target.with_name(target.name + ".partial")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
         meta = {"format": FORMAT, "version": VERSION, "run_id": manifest.run_id, "created_at": now(),
@@ -260,7 +259,10 @@ def suite_of_bundle(run_dir: Path) -> Suite | None:
     if not snapshot_path.is_file():
         return None
     where = f"{bundle}: suite.json"
-    snap = read_json(snapshot_path)
+    try:
+        snap = read_json(snapshot_path)
+    except GapevalError as exc:
+        raise GapevalError(exc.message, file=where) from None
     if not isinstance(snap, dict) or not isinstance(snap.get("items"), list):
         raise GapevalError("must be an object with a list of items", file=where, field="items")
     images = run_dir.parent / "suite_images"

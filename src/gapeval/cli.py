@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
@@ -27,6 +28,7 @@ from rich.text import Text
 from gapeval.errors import GapevalError
 
 app = typer.Typer(
+    rich_markup_mode=None,
     add_completion=False,
     no_args_is_help=True,
     help="Measure the understanding/generation gap of unified multimodal models.",
@@ -39,6 +41,23 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 160, markup=Fa
 T = TypeVar("T")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        out.print(f"gapeval {version('gapeval')}", markup=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Measure the understanding/generation gap of unified multimodal models."""
 
 
 def _guard(fn: Callable[[], T]) -> T:
@@ -76,20 +95,41 @@ def _progress() -> Progress:
 
 
 class _DirectionBars:
-    """One bar per direction (understanding, generation) for a run's outputs."""
+    """One bar per direction (understanding, generation) for a run's outputs.
+
+    Without a terminal (nohup, SLURM, CI) the bars are off, and a plain line per direction is printed
+    every ``PLAIN_EVERY_S`` seconds and when a direction completes, so a long run never looks hung.
+    """
 
     NAMES: ClassVar[dict[str, str]] = {"und": "understanding", "gen": "generation"}
+    PLAIN_EVERY_S = 30.0
 
     def __init__(self, bar: Progress) -> None:
         self.bar = bar
         self.tasks: dict[str, TaskID] = {d: bar.add_task(n, total=None) for d, n in self.NAMES.items()}
+        self.plain = not err.is_terminal
+        self.done = dict.fromkeys(self.NAMES, 0)
+        self.total: dict[str, int | None] = dict.fromkeys(self.NAMES)
+        self.start = time.monotonic()
+        self.last = dict.fromkeys(self.NAMES, self.start)
 
     def advance(self, direction: str, n: int) -> None:
         self.bar.advance(self.tasks[direction], n)
+        if not self.plain:
+            return
+        self.done[direction] += n
+        now, total = time.monotonic(), self.total[direction]
+        finished = total is not None and self.done[direction] >= total
+        if finished or now - self.last[direction] >= self.PLAIN_EVERY_S:
+            self.last[direction] = now
+            of = f"/{total} ({100 * self.done[direction] / max(total, 1):.0f}%)" if total else ""
+            err.print(f"{self.NAMES[direction]}: {self.done[direction]}{of} outputs, "
+                      f"{now - self.start:.0f} s", markup=False, highlight=False)  # fmt: skip
 
     def totals(self, totals: Mapping[str, int]) -> None:
         for direction, total in totals.items():
             self.bar.update(self.tasks[direction], total=total)
+            self.total[direction] = total
 
 
 def _notifier(bar: Progress, task: Any, what: str) -> Callable[[str], None]:
@@ -203,6 +243,10 @@ def run_cmd(
     judge_opt: Annotated[
         list[str] | None, typer.Option("--judge-opt", help="Judge option KEY=VALUE (e.g. protocol=paper).")
     ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="OpenAI-compatible endpoint of a VLM judge (hosted, OpenRouter, vLLM)."),
+    ] = None,
     executor: Annotated[
         str, typer.Option(help="Executor: local, or ray (pip install 'gapeval[ray]').")
     ] = "local",
@@ -237,7 +281,7 @@ def run_cmd(
                 samples_und=samples_und,
                 samples_gen=samples_gen,
                 judges=judge or None,
-                judge_options=_options(judge_opt, "--judge-opt"),
+                judge_options=_judge_options(judge_opt, base_url),
                 model_options=_options(model_opt),
                 batch_size=batch_size,
                 executor=executor,
@@ -250,6 +294,10 @@ def run_cmd(
             )
         for s in res.suite.skipped:
             err.print(f"skipped: {s.line()}", markup=False, highlight=False, soft_wrap=True)
+        if res.stats.failed:
+            why = "; ".join(res.stats.reasons[:3])
+            err.print(f"{res.stats.failed} outputs failed; first reasons: {why}", style="yellow",
+                      markup=False, highlight=False, soft_wrap=True)  # fmt: skip
         scored = api.score([res.path], method="reference", fragility_n=fragility_n)
         site = api.report_site([res.path], result=scored, suite=res.suite) if html else None
         summary = {
@@ -282,6 +330,14 @@ def run_cmd(
             out.print(f"html report: {site.index}", markup=False)
 
     _guard(go)
+
+
+def _judge_options(given: list[str] | None, base_url: str | None) -> dict[str, str]:
+    """``--judge-opt`` plus ``--base-url``, its shorthand."""
+    opts = _options(given, "--judge-opt")
+    if base_url is not None:
+        opts["base_url"] = base_url
+    return opts
 
 
 def _executor_options(
@@ -993,6 +1049,7 @@ def sweep_cmd(
 
 
 knowledge_app = typer.Typer(
+    rich_markup_mode=None,
     no_args_is_help=True,
     help="Teach knowledge through one direction and measure whether it reaches the other.",
 )
@@ -1131,7 +1188,7 @@ def serve_cmd(
     _guard(go)
 
 
-toy_app = typer.Typer(no_args_is_help=True, help="The built-in unified model.")
+toy_app = typer.Typer(rich_markup_mode=None, no_args_is_help=True, help="The built-in unified model.")
 app.add_typer(toy_app, name="toy")
 
 
@@ -1154,11 +1211,13 @@ def toy_train_cmd(
     """Train the built-in model from scratch (reproducible: fixed seeds, fresh procedural data)."""
     import numpy as np
 
+    from gapeval.files import output_folder
     from gapeval.toy.data import sample_specs
     from gapeval.toy.evaluate import evaluate_specs
     from gapeval.toy.train import TrainConfig, train
 
     def go() -> None:
+        output_folder(out_dir)  # one line before the bar when the folder cannot be made
         cfg = TrainConfig(
             steps=steps,
             batch_size=batch_size,

@@ -173,3 +173,45 @@ def read_table(
     if len(rows) < min_rows:
         raise GapevalError(f"has {len(rows)} data rows; needs at least {min_rows}", file=src)
     return header, rows
+
+
+def _no_file_above(path: Path, field: str) -> None:
+    for parent in path.parents:
+        if parent.exists() or parent.is_symlink():
+            if not parent.is_dir():
+                what = f"{parent} is a file, so nothing can be made under it; pick another {field}"
+                raise GapevalError(what, file=path, field=field)
+            return
+
+
+def output_folder(path: str | Path, field: str = "--out") -> Path:
+    """Make (or reuse) the folder a command writes into, relative or absolute.
+
+    Raises:
+        GapevalError: ``path`` or a folder above it is a file, or the folder cannot be made, naming it.
+
+    """
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise GapevalError(f"exists and is not a folder; pick another {field}", file=folder, field=field)
+    _no_file_above(folder, field)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise GapevalError(f"cannot make the folder ({why})", file=folder, field=field) from None
+    return folder
+
+
+def output_file(path: str | Path, field: str = "--out") -> Path:
+    """Check that a command can write the file ``path`` (its folder is made when missing).
+
+    Raises:
+        GapevalError: ``path`` is a folder, or a folder above it is a file or cannot be made, naming it.
+
+    """
+    file = Path(path)
+    if file.is_dir():
+        raise GapevalError(f"is a folder; name a file for {field}", file=file, field=field)
+    output_folder(file.parent if str(file.parent) else Path("."), field)
+    return file

@@ -120,6 +120,8 @@ def open_rgb(path: str | Path) -> Image.Image:
                 return img.convert("RGB")
     except GapevalError:
         raise
+    except Image.DecompressionBombError:
+        raise GapevalError(f"over the {max_pixels() / 1e6:.0f}-megapixel cap", file=path) from None
     except Exception as exc:  # PIL raises many types for bad files
         raise GapevalError(f"unreadable image ({exc.__class__.__name__})", file=path) from None
 

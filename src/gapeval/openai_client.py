@@ -13,15 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import http.client
 import math
 import os
 import queue
 import random
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from gapeval.errors import GapevalError
 
@@ -49,6 +53,42 @@ class ApiSettings:
     backoff_s: float = 1.0
     max_backoff_s: float = 60.0
     max_retry_after_s: float = 60.0
+
+    def resolved_base_url(self) -> str | None:
+        """Where requests really go: ``base_url``, else ``OPENAI_BASE_URL`` (the openai client reads it)."""
+        return self.base_url or os.environ.get("OPENAI_BASE_URL") or None
+
+    def endpoint(self) -> str:
+        """The endpoint as host and path, for identities (``api.openai.com/v1`` when none is set)."""
+        url = self.resolved_base_url()
+        if not url:
+            return "api.openai.com/v1"
+        parts = urlsplit(url)
+        return f"{parts.netloc}{parts.path.rstrip('/')}" if parts.netloc else url
+
+
+def check_endpoint(settings: ApiSettings, timeout_s: float = 10.0) -> None:
+    """One cheap request (``GET /models``) before any work, so a wrong address fails in one line at once.
+
+    Any HTTP answer but 401/403 counts as reachable (not every compatible server lists its models).
+
+    Raises:
+        GapevalError: The endpoint cannot be reached, or refuses the key.
+
+    """
+    base = (settings.resolved_base_url() or "https://api.openai.com/v1").rstrip("/")
+    req = urllib.request.Request(f"{base}/models", headers={"authorization": f"Bearer {api_key(settings)}"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            resp.read(1 << 16)
+    except urllib.error.HTTPError as exc:
+        if exc.code in (401, 403):
+            raise GapevalError(
+                f"{base} refused the key in {settings.api_key_env} (HTTP {exc.code})", field="api_key_env"
+            ) from None
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise GapevalError(f"cannot reach {base} ({reason}); check base_url", field="base_url") from None
 
 
 @dataclass
@@ -130,7 +170,10 @@ class ApiClient:
         self.usage = usage
         self.notify = notify or (lambda _: None)
         self.client = self.client_class()(
-            api_key=api_key(settings), base_url=settings.base_url, max_retries=0, timeout=settings.timeout_s
+            api_key=api_key(settings),
+            base_url=settings.resolved_base_url(),
+            max_retries=0,
+            timeout=settings.timeout_s,
         )
 
     @staticmethod
@@ -158,7 +201,9 @@ class ApiClient:
                 return read(await send(self.client))
             except openai.APIStatusError as exc:
                 if exc.status_code not in (408, 409, 429) and exc.status_code < 500:
-                    raise Retryable(f"HTTP {exc.status_code}: not retryable", wait=-1.0) from exc
+                    said = " ".join(str(getattr(exc, "message", "") or "").split())[:200]
+                    said = f" ({said})" if said else ""
+                    raise Retryable(f"HTTP {exc.status_code}{said}: not retryable", wait=-1.0) from exc
                 last = f"HTTP {exc.status_code}"
                 wait = retry_after(getattr(exc.response, "headers", None))
             except openai.APITimeoutError:

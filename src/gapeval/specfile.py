@@ -9,8 +9,20 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from gapeval.errors import GapevalError
+from gapeval.files import read_text
 
 M = TypeVar("M", bound=BaseModel)
+#: A spec is a page of settings; anything larger is not one.
+MAX_SPEC_BYTES = 2**20
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML without aliases: a spec never needs them, and nested aliases expand exponentially."""
+
+    def compose_node(self, parent: yaml.Node | None, index: object) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a spec")
+        return super().compose_node(parent, index)  # type: ignore[arg-type]
 
 
 def validation_error(exc: ValidationError, file: str | Path) -> GapevalError:
@@ -29,12 +41,16 @@ def load_spec_file(path: str | Path, model: type[M], what: str = "spec") -> M:
 
     """
     file = Path(path)
+    text = read_text(file, MAX_SPEC_BYTES)
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise GapevalError(f"cannot read ({exc.strerror})", file=file) from exc
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise GapevalError(f"not valid YAML ({str(exc).splitlines()[0]})", file=file) from exc
+        raw = yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise GapevalError(f"not valid YAML ({problem}{where})", file=file) from None
+    except RecursionError:
+        raise GapevalError("not valid YAML (nested too deeply)", file=file) from None
     if not isinstance(raw, dict):
         raise GapevalError(f"a {what} is a YAML mapping", file=file)
     try:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from gapeval.errors import GapevalError
+from gapeval.files import output_folder
 from gapeval.images import sha256_bytes
 from gapeval.items import Category, Direction, Item
 from gapeval.records import (
@@ -270,7 +271,7 @@ class RunStore:
         """
         root = Path(path)
         if root.exists() and not root.is_dir():
-            raise GapevalError("exists and is not a folder; pick another --out", file=root)
+            raise GapevalError("exists and is not a folder; pick another --out", file=root, field="--out")
         if root.is_dir() and not (root / "manifest.json").exists() and not (root / "run.sqlite").exists():
             strangers = [
                 p.name for p in root.iterdir() if p.name not in (".lock", ".manifest.lock", "images")
@@ -281,7 +282,7 @@ class RunStore:
                     "a new or empty folder: pick another --out",
                     file=root,
                 )
-        root.mkdir(parents=True, exist_ok=True)
+        output_folder(root)
         lock = _acquire(root, command)
         try:
             if (root / "manifest.json").exists():

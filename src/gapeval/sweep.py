@@ -25,13 +25,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gapeval import api
+from gapeval.files import output_folder
 from gapeval.scoring.result import ScoreResult
 from gapeval.specfile import load_spec_file
 from gapeval.suites import load_suite
+
+#: Bounds of a sweep: a spec past them is a typo or a runaway generator, not a plan.
+MAX_BATCH, MAX_SEEDS, MAX_RUNS = 4096, 100, 1000
 
 
 class SweepModel(BaseModel):
@@ -50,7 +55,7 @@ class SweepModel(BaseModel):
     model: str
     label: str = ""
     options: dict[str, str] = Field(default_factory=dict)
-    batch_size: int | None = Field(None, ge=1)
+    batch_size: int | None = Field(None, ge=1, le=MAX_BATCH)
 
     def folder(self) -> str:
         """The label as a folder name."""
@@ -74,17 +79,30 @@ class SweepSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = "sweep"
-    suites: list[str] = Field(min_length=1)
-    models: list[SweepModel] = Field(min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    judges: list[list[str]] = Field(default_factory=list)
+    name: str = Field("sweep", max_length=200)
+    suites: list[str] = Field(min_length=1, max_length=100)
+    models: list[SweepModel] = Field(min_length=1, max_length=MAX_RUNS)
+    seeds: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(
+        default_factory=lambda: [0], min_length=1, max_length=MAX_SEEDS
+    )
+    judges: list[list[str]] = Field(default_factory=list, max_length=20)
     executor: str = "local"
     executor_options: dict[str, str] = Field(default_factory=dict)
     judge_options: dict[str, str] = Field(default_factory=dict)
 
+    @field_validator("models", mode="before")
+    @classmethod
+    def _model_strings(cls, value: Any) -> Any:
+        """``models: [toy, "janus:PATH"]`` is shorthand for ``[{model: toy}, ...]``."""
+        if not isinstance(value, list):
+            return value
+        return [{"model": v} if isinstance(v, str) else v for v in value]
+
     @model_validator(mode="after")
     def _distinct(self) -> SweepSpec:
+        runs = len(self.suites) * len(self.models) * len(self.seeds)
+        if runs > MAX_RUNS:
+            raise ValueError(f"{runs} runs (suites x models x seeds); a sweep holds at most {MAX_RUNS}")
         folders = [m.folder() for m in self.models]
         if len(set(folders)) != len(folders):
             raise ValueError("two models share a label; give each its own")
@@ -137,7 +155,7 @@ def sweep(
     spec: SweepSpec, out: str | Path, *, progress: Callable[[str], None] | None = None, report: bool = True
 ) -> SweepResult:
     """Run (or resume) every run of the sweep, judge it with every chain, and score it all together."""
-    folder = Path(out)
+    folder = output_folder(out)
     say = progress or (lambda _: None)
     result = SweepResult()
     for suite in spec.suites:

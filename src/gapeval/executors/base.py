@@ -175,6 +175,8 @@ class CommitStats:
     unsupported: int = 0
     skipped_done: int = 0
     requests: dict[str, int] = field(default_factory=lambda: {"und": 0, "gen": 0})
+    #: The first distinct reasons outputs failed (at most five), so a user sees why before anything else.
+    reasons: list[str] = field(default_factory=list)
 
 
 class Committer:
@@ -206,6 +208,9 @@ class Committer:
             self.stats.unsupported += 1
         else:
             self.stats.failed += 1
+            reason = ((result.error or "").splitlines() or ["no reason given"])[0][:300]
+            if reason not in self.stats.reasons and len(self.stats.reasons) < 5:
+                self.stats.reasons.append(reason)
         if result.status is not OutputStatus.UNSUPPORTED:
             self.stats.requests[str(unit.direction)] += 1
         if self._progress:

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from gapeval import api
 from gapeval.errors import GapevalError
+from gapeval.files import output_folder
 from gapeval.items import Direction
 from gapeval.report import figures
 from gapeval.scoring.joint import item_scores
@@ -183,8 +184,7 @@ def curve(
     if "{checkpoint}" not in model:
         raise GapevalError("the model spec needs {checkpoint} where the path goes", field="--model")
     series = checkpoint_series(checkpoints)
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = output_folder(out)
     points: list[CurvePoint] = []
     per_item: list[dict[tuple[str, Direction], float]] = []
     loaded = None

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from gapeval import api
 from gapeval.errors import GapevalError
+from gapeval.files import output_folder
 from gapeval.images import safe_join, verify_image
 from gapeval.items import Direction
 from gapeval.report import figures
@@ -644,10 +645,7 @@ def run_experiment(
         probes_of(user_suite, experiment)
     if spec.data.train:
         load_examples(safe_join(file.parent, spec.data.train, file=file, field="data.train"))
-    folder = Path(out) if out is not None else Path(f"knowledge-{experiment}")
-    if folder.exists() and not folder.is_dir():
-        raise GapevalError("the experiment folder is a file; pick a folder", file=folder, field="--out")
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = output_folder(Path(out) if out is not None else Path(f"knowledge-{experiment}"))
     (folder / "spec.json").write_text(
         json.dumps({"spec_hash": digest, **spec.model_dump(mode="json")}, indent=2)
     )

@@ -25,7 +25,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from PIL import Image
 
@@ -79,9 +78,8 @@ class VLMSettings(ApiSettings):
         """Model, protocol, token budget and endpoint: everything that changes verdicts."""
         ident = f"openai:{self.model}[{self.protocol_name()}"
         ident += f",max_tokens={self.max_tokens}]" if self.max_tokens else "]"
-        if self.base_url:
-            parts = urlsplit(self.base_url)
-            ident += f"@{parts.netloc}{parts.path.rstrip('/')}" if parts.netloc else f"@{self.base_url}"
+        if self.resolved_base_url():  # wherever it came from (option or OPENAI_BASE_URL), it is named
+            ident += f"@{self.endpoint()}"
         return ident
 
     def two_turn_for(self, direction: Direction) -> bool:
@@ -128,7 +126,7 @@ class VLMJudge:
         self.protocol = settings.protocol_name()
         self.judge_id = settings.judge_id()
         self.spec = f"openai:{settings.model}" + (
-            f" base_url={settings.base_url}" if settings.base_url else ""
+            f" base_url={settings.resolved_base_url()}" if settings.resolved_base_url() else ""
         )
         self._usage = JudgeUsage()
         self._notify: Callable[[str], None] = lambda _: None

@@ -154,6 +154,16 @@ def merge_adapter(model: Any, adapter: str) -> Any:
         raise GapevalError(f"cannot apply the adapter: {exc}", file=folder, field="adapter") from exc
 
 
+def looks_like_path(text: str) -> bool:
+    """Whether a model argument can only be a local path (a hub id is ``NAME`` or ``ORG/NAME``)."""
+    return (
+        text.startswith(("/", "./", "../", "~", "."))
+        or text.count("/") > 1
+        or text.endswith("/")
+        or "\\" in text
+    )
+
+
 def checkpoint_identity(path_or_id: str, revision: str = "") -> dict[str, JsonValue]:
     """What identifies a checkpoint without loading it.
 
@@ -162,6 +172,9 @@ def checkpoint_identity(path_or_id: str, revision: str = "") -> dict[str, JsonVa
     """
     path = Path(path_or_id)
     if not path.exists():
+        if looks_like_path(path_or_id):
+            raise GapevalError("no such folder (nor a hub id: those are NAME or ORG/NAME)", file=path,
+                               field="model")  # fmt: skip
         return {"hub_id": path_or_id, "revision": revision or "main"}
     if path.is_file():
         return {"checkpoint": str(path.resolve()), **file_identity(path)}

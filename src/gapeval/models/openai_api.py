@@ -22,7 +22,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from PIL import Image
 from pydantic import JsonValue
@@ -45,6 +44,7 @@ from gapeval.openai_client import (
     api_key,
     chat_message,
     chat_text,
+    check_endpoint,
 )
 from gapeval.options import set_options
 
@@ -63,13 +63,6 @@ class OpenAIModelSettings(ApiSettings):
     send_seed: bool = True
     batch_size: int = 1
     concurrency: int = 16
-
-    def endpoint(self) -> str:
-        """Where requests go (host and path), for the run's identity."""
-        if not self.base_url:
-            return "api.openai.com/v1"
-        parts = urlsplit(self.base_url)
-        return f"{parts.netloc}{parts.path.rstrip('/')}" if parts.netloc else self.base_url
 
 
 def _settings(arg: str, options: dict[str, str]) -> OpenAIModelSettings:
@@ -170,7 +163,7 @@ class OpenAIModel:
         send_seed, concurrency, batch_size, max_attempts, timeout_s, backoff_s, max_retry_after_s.
         """
         model = cls(_settings(arg, options))
-        api_key(model.settings)  # one line now if the key is missing, before any request
+        check_endpoint(model.settings)  # a wrong address or key is one line now, not minutes of retries
         return model
 
     def describe(self) -> dict[str, Any]:

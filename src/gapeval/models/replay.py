@@ -51,6 +51,13 @@ class ReplayModel:
         root = Path(options.get("root", context.suite_root))
         if not root.is_dir():
             raise GapevalError("replay root does not exist", file=root, field="root")
+        folders = [root / src for src in dict.fromkeys(context.sources.values())]
+        if folders and not any((f / arg).is_dir() for f in folders):
+            # Every item folder's subfolders, less the dataset's own (question and reference images).
+            names = sorted({p.name for f in folders if f.is_dir() for p in f.iterdir() if p.is_dir()}
+                           - {"image", "inage", "ref", "input"})  # fmt: skip
+            have = f"saved models: {', '.join(names[:20])}" if names else "no item holds saved outputs"
+            raise GapevalError(f"no item folder holds a folder {arg!r}; {have}", file=root, field="model")
         return root
 
     @classmethod

@@ -26,6 +26,7 @@ import jinja2
 from PIL import Image
 
 from gapeval.errors import GapevalError
+from gapeval.files import output_folder
 from gapeval.images import open_rgb
 from gapeval.items import Direction, Item
 from gapeval.records import OutputStatus, RunRecords, VerdictStatus
@@ -263,7 +264,7 @@ def write_site(
             the same name beside one is copied too.
 
     """
-    out.mkdir(parents=True, exist_ok=True)
+    output_folder(out)
     for sub in ("assets", "figures", "tables"):
         (out / sub).mkdir(exist_ok=True)
     names = (

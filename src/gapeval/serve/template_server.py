@@ -85,7 +85,10 @@ def _decode(b64: str) -> Image.Image:
         raise ValueError("an image must be a base64 string")
     with warnings.catch_warnings():  # the cap below governs, before anything is decoded
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        img = Image.open(io.BytesIO(base64.b64decode(b64, validate=True)))
+        try:
+            img = Image.open(io.BytesIO(base64.b64decode(b64, validate=True)))
+        except Image.DecompressionBombError as exc:  # Pillow's own, larger cap
+            raise ValueError(f"image over the {MAX_PIXELS}-pixel cap ({exc})") from None
         if img.width * img.height > MAX_PIXELS:
             raise ValueError(f"image of {img.width}x{img.height} is over the {MAX_PIXELS}-pixel cap")
         return img.convert("RGB")

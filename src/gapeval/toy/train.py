@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from gapeval.files import output_folder
 from gapeval.toy.data import Batch, collate, sample_specs, sequences
 from gapeval.toy.model import ModelConfig, UnifiedTransformer
 from gapeval.toy.tokenizer import ImageTokenizer
@@ -150,7 +151,7 @@ def train(
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     rng = np.random.default_rng(cfg.seed)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    output_folder(out_dir)
     if init is not None:
         model, vocab, tok, _ = load_checkpoint(init)
     else:
