@@ -319,3 +319,31 @@ def test_run_without_a_terminal_prints_plain_progress_lines(cli, tmp_path) -> No
     lines = err.splitlines()
     assert any(ln.startswith("understanding: 96/96 (100%) outputs, ") for ln in lines), err
     assert any(ln.startswith("generation: 96/96 (100%) outputs, ") for ln in lines), err
+
+
+def test_a_response_given_twice_is_refused_naming_both_lines(cli, tmp_path) -> None:
+    path = tmp_path / "responses.csv"
+    path.write_text(RESPONSES_HEADER + "m,i1,Counting,und,1\nm,i1,Counting,gen,0\nm,i1,Counting,und,0\n")
+    code, _, err = invoke(cli, "score", "--responses", str(path))
+    assert code == 2 and err.strip() == (
+        f"error: {path}:4: field 'item': m / i1 / und is also on 2; one response each (average samples first)"
+    )
+
+
+def test_a_non_string_subcategory_is_refused(cli, sample_tree) -> None:
+    prompt = {"category": "multi hop", "subcategory": ["a"], "und_prompt": "Who?", "gen_prompt": "Draw."}
+    folder = add_item(sample_tree, "data_99", prompt)
+    code, _, err = invoke(cli, "validate", str(sample_tree))
+    assert (
+        code == 2
+        and err.strip() == f"error: {folder / 'prompt.json'}: field 'subcategory': must be a string, not list"
+    )
+
+
+def test_export_of_responses_into_a_folder_is_named(cli, replay_run, tmp_path) -> None:
+    api.judge(replay_run, ["rules"])
+    code, _, err = invoke(cli, "score", str(replay_run), "--export", str(tmp_path), "--boot", "0")
+    assert (
+        code == 2
+        and err.strip() == f"error: {tmp_path}: field '--export': is a folder; name a file for --export"
+    )

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from gapeval.errors import GapevalError
-from gapeval.files import read_table
+from gapeval.files import output_file, read_table
 from gapeval.items import Direction
 from gapeval.records import RunRecords
 from gapeval.scoring.joint import item_scores
@@ -73,7 +73,7 @@ def unique_names(runs: Sequence[RunRecords]) -> list[str]:
 
 def write_csv(data: Responses, path: str | Path) -> Path:
     """Tidy CSV: one row per observed (model, item, direction)."""
-    out = Path(path)
+    out = output_file(path, "--export")
     if out.exists():
         try:
             first = out.read_text(encoding="utf-8").split("\n", 1)[0].strip()
@@ -103,10 +103,16 @@ def read_csv(path: str | Path) -> Responses:
     src = Path(path)
     _, table = read_table(src, FIELDS)
     rows = []
+    seen: dict[tuple[str, str, str], str] = {}
     for row in table:
         direction = row.choice("direction", {"und": "und", "gen": "gen"})
         y = row.number("y", low=0.0, high=1.0)
-        rows.append((row.text("model"), row.text("item"), row.text("category"), direction, float(y or 0.0)))
+        key = (row.text("model"), row.text("item"), direction)
+        if key in seen:
+            raise GapevalError(f"{key[0]} / {key[1]} / {direction} is also on {seen[key]}; one response "
+                               "each (average samples first)", file=row.where, field="item")  # fmt: skip
+        seen[key] = row.where.rsplit(":", 1)[1]
+        rows.append((*key[:2], row.text("category"), direction, float(y or 0.0)))
     if not rows:
         raise GapevalError("no responses", file=src)
     models = list(dict.fromkeys(r[0] for r in rows))

@@ -132,6 +132,9 @@ def load_item(root: Path, folder: Path) -> Item:
             f"unknown category {source_category!r} (known: {known})", file=prompt_path, field="category"
         )
     category, edits = mapped
+    if rec.get("subcategory") is not None and not isinstance(rec["subcategory"], str):
+        raise GapevalError(f"must be a string, not {type(rec['subcategory']).__name__}", file=prompt_path,
+                           field="subcategory")  # fmt: skip
     subcategory = str(rec.get("subcategory") or "")
 
     und_key, und_prompt = _first(rec, "und_prompt", "problem")
