@@ -255,6 +255,7 @@ def test_the_reader_skips_blank_lines_and_keeps_values_as_written(tmp_path) -> N
         ({"id": {"x": 1}}, "id", "must be a string or an integer, not dict"),
         ({"id": True}, "id", "must be a string or an integer, not bool"),
         ({"id": "  "}, "id", "not a usable id: '  '"),
+        ({"id": "a\nb"}, "id", "not a usable id: 'a\\nb'"),
     ],
 )
 def test_the_authors_layout_refuses_empty_prompts_and_non_scalar_ids(
@@ -347,3 +348,12 @@ def test_export_of_responses_into_a_folder_is_named(cli, replay_run, tmp_path) -
         code == 2
         and err.strip() == f"error: {tmp_path}: field '--export': is a folder; name a file for --export"
     )
+
+
+def test_a_pipe_given_as_a_csv_is_refused_unread(cli, tmp_path) -> None:
+    import os
+
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    code, _, err = invoke(cli, "correlate", str(fifo))  # reading it would block forever
+    assert code == 2 and err.strip() == f"error: {fifo}: is not a regular file"

@@ -226,6 +226,18 @@ def test_sweep_specs_are_bounded(tmp_path, spec, field, says) -> None:
     assert exc.value.field == field and says in exc.value.message
 
 
+@pytest.mark.parametrize(("seeds", "field"), [([2**40], "seeds.0"), ([-3], "seeds.0")])
+def test_knowledge_seeds_are_bounded(tmp_path, seeds, field) -> None:
+    from gapeval.experiments.knowledge import load_spec
+
+    path = tmp_path / "spec.yaml"
+    spec = {"experiment": "inject", "facts": [{"name": "brosk", "look": "red triangle"}], "seeds": seeds}
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(GapevalError) as exc:
+        load_spec(path, "inject")
+    assert exc.value.field == field and str(exc.value.file) == str(path)
+
+
 def test_a_sweep_takes_model_names_as_strings(tmp_path) -> None:
     path = tmp_path / "sweep.yaml"
     path.write_text("suites: [shapes-v1-mini]\nmodels: [toy, {model: toy, label: again}]\n")
@@ -317,6 +329,13 @@ def test_the_server_refuses_a_negative_length_and_a_decompression_bomb_with_a_re
         )
         reply = raw(address, post("/v1/generate", body.encode()))
         assert reply.startswith(b"HTTP/1.1 400") and b"pixel cap" in reply
+
+
+def test_the_server_refuses_more_requests_than_a_call_may_hold() -> None:
+    body = json.dumps({"requests": [{"item_id": "a", "prompt": "p"}] * 4097}).encode()
+    with protocol() as address:
+        reply = raw(address, post("/v1/understand", body))
+    assert reply.startswith(b"HTTP/1.1 400") and b"4097 requests in one call; at most 4096" in reply
 
 
 def test_a_half_sent_body_is_dropped_and_connections_are_bounded(monkeypatch) -> None:

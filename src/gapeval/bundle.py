@@ -228,7 +228,8 @@ def open_bundle(path: str | Path) -> Path:
         if folder.exists():
             shutil.rmtree(folder)
         os.replace(staging, folder)
-    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError) as exc:
+        # RuntimeError: an encrypted member; NotImplementedError: a compression zipfile cannot read
         raise GapevalError(f"damaged zip file ({exc})", file=bundle) from None
     finally:
         if staging.exists():

@@ -27,6 +27,8 @@ def read_text(path: str | Path, max_bytes: int = MAX_INPUT_BYTES) -> str:
     try:
         if file.is_dir():
             raise GapevalError("is a folder, not a file", file=file)
+        if file.exists() and not file.is_file():  # a pipe or a device: reading could block forever
+            raise GapevalError("is not a regular file", file=file)
         if file.stat().st_size > max_bytes:
             raise GapevalError(f"larger than {max_bytes // 2**20} MiB", file=file)
         data = file.read_bytes()

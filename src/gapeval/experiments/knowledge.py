@@ -27,7 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from PIL import Image
@@ -137,7 +137,7 @@ class EvalSettings(BaseModel):
     per_fact: int = Field(9, ge=1, le=900)
     locality: int = Field(48, ge=0, le=10_000)
     samples_gen: int = Field(3, ge=1, le=64)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**31 - 1)
     n_boot: int = Field(1000, ge=0, le=100_000)
 
 
@@ -185,7 +185,9 @@ class KnowledgeSpec(BaseModel):
     model_options: dict[str, str] = Field(default_factory=dict)
     facts: list[Fact] = Field(min_length=1, max_length=256)
     arms: list[Arm] = Field(default_factory=lambda: list(_ARMS), min_length=1)
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1, max_length=32)
+    seeds: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(
+        default_factory=lambda: [0], min_length=1, max_length=32
+    )
     train: TrainSettings = Field(default_factory=TrainSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
     data: DataSettings = Field(default_factory=DataSettings)

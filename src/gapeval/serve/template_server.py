@@ -74,6 +74,8 @@ MAX_PIXELS = 50_000_000
 MAX_BODY = 512 * 2**20
 #: A connection that sends nothing for this long is closed; a request body must arrive within BODY_S.
 IDLE_S, BODY_S = 60.0, 600.0
+#: Requests in one call (a client sends at most its batch size).
+MAX_REQUESTS = 4096
 #: Connections served at once; more are answered 503 at once (each holds a thread while it lasts).
 MAX_CONNECTIONS = 32
 #: Clients send this token as ``Authorization: Bearer TOKEN``; a server off the loopback requires one.
@@ -231,6 +233,8 @@ def protocol_server(
                 requests = json.loads(body or b"{}")["requests"]
                 if not isinstance(requests, list) or not all(isinstance(r, dict) for r in requests):
                     raise ValueError("requests must be a list of objects")
+                if len(requests) > MAX_REQUESTS:
+                    raise ValueError(f"{len(requests)} requests in one call; at most {MAX_REQUESTS}")
                 if path == "/v1/understand":
                     batch = [{**r, "images": [_decode(b) for b in r.get("images") or []]} for r in requests]
                 else:

@@ -225,7 +225,7 @@ def _item_id(value: Any, folder: Path, prompt_path: Path) -> str:
             f"must be a string or an integer, not {type(value).__name__}", file=prompt_path, field="id"
         )
     text = str(value).strip()
-    if not text or any(ord(c) < 32 for c in text):
+    if not text or len(text) > 200 or any(ord(c) < 32 for c in text):
         raise GapevalError(f"not a usable id: {value!r}", file=prompt_path, field="id")
     return text
 
