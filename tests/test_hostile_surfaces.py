@@ -215,6 +215,7 @@ def test_the_report_refuses_oversized_images_before_decoding(cli, bundle, tmp_pa
             "less than or equal to 4096",
         ),
         ({"seeds": [-1]}, "seeds.0", "greater than or equal to 0"),
+        ({"seeds": [True]}, "seeds.0", "valid integer"),
         ({"models": [f"toy:{k}" for k in range(60)], "seeds": list(range(20))}, None, "1200 runs"),
     ],
 )
@@ -249,6 +250,27 @@ def test_yaml_aliases_are_refused(tmp_path) -> None:
     path.write_text("a: &a [1, 2]\nb: [*a, *a]\nsuites: [x]\nmodels: [toy]\n")
     with pytest.raises(GapevalError, match="aliases"):
         load_sweep(path)
+
+
+@pytest.mark.parametrize(
+    ("model", "says"),
+    [("nosuch:x", "knowledge experiments train toy and janus models, not 'nosuch'"),
+     ("janus:/no/such/dir", "no such folder"), ("toy:missing.pt", "checkpoint does not exist")],
+)  # fmt: skip
+def test_a_knowledge_spec_with_an_unusable_model_writes_nothing(
+    cli, tmp_path, monkeypatch, model, says
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = {"experiment": "inject", "model": model, "facts": [{"name": "brosk", "look": "red triangle"}]}
+    Path("spec.yaml").write_text(yaml.safe_dump(spec))
+    line = one_line_error(*invoke(cli, "knowledge", "inject", "spec.yaml")[::2])
+    assert "field 'model'" in line and says in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
+
+
+def test_serve_refuses_a_port_out_of_range(cli) -> None:
+    line = one_line_error(*invoke(cli, "serve", "toy", "--port", "99999")[::2])
+    assert line == "error: field '--port': port must lie in 0..65535, not 99999"
 
 
 def test_a_knowledge_spec_whose_data_escapes_writes_nothing(cli, tmp_path, monkeypatch) -> None:

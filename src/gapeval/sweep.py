@@ -82,7 +82,7 @@ class SweepSpec(BaseModel):
     name: str = Field("sweep", max_length=200)
     suites: list[str] = Field(min_length=1, max_length=100)
     models: list[SweepModel] = Field(min_length=1, max_length=MAX_RUNS)
-    seeds: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(
+    seeds: list[Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)]] = Field(
         default_factory=lambda: [0], min_length=1, max_length=MAX_SEEDS
     )
     judges: list[list[str]] = Field(default_factory=list, max_length=20)

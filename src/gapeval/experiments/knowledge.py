@@ -185,7 +185,7 @@ class KnowledgeSpec(BaseModel):
     model_options: dict[str, str] = Field(default_factory=dict)
     facts: list[Fact] = Field(min_length=1, max_length=256)
     arms: list[Arm] = Field(default_factory=lambda: list(_ARMS), min_length=1)
-    seeds: list[Annotated[int, Field(ge=0, le=2**31 - 1)]] = Field(
+    seeds: list[Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)]] = Field(
         default_factory=lambda: [0], min_length=1, max_length=32
     )
     train: TrainSettings = Field(default_factory=TrainSettings)
@@ -647,7 +647,12 @@ def run_experiment(
         probes_of(user_suite, experiment)
     if spec.data.train:
         load_examples(safe_join(file.parent, spec.data.train, file=file, field="data.train"))
-    folder = output_folder(Path(out) if out is not None else Path(f"knowledge-{experiment}"))
+    folder = Path(out) if out is not None else Path(f"knowledge-{experiment}")
+    try:
+        runner = runner_for(spec, folder / "train", digest)
+    except GapevalError as exc:  # the spec's model field: name the spec
+        raise GapevalError(exc.message, file=exc.file or file, field=exc.field) from None
+    output_folder(folder)
     (folder / "spec.json").write_text(
         json.dumps({"spec_hash": digest, **spec.model_dump(mode="json")}, indent=2)
     )
@@ -655,7 +660,6 @@ def run_experiment(
     t0 = time.perf_counter()
     suite = user_suite or load_jsonl(write_eval_suite(spec, folder / "eval"))
     probes = probes_of(suite, experiment)
-    runner = runner_for(spec, folder / "train", digest)
     words = [f.name for f in spec.facts]
     base_model, base_opts = runner.baseline(words)
     runs = [ArmRun(arm="baseline", seed=None, model=base_model, model_options=base_opts, run="")]

@@ -189,10 +189,13 @@ class JanusLoRARunner:
     """LoRA on a Janus / Janus-Pro checkpoint (``janus:PATH``), GPU or CPU."""
 
     def __init__(self, spec: KnowledgeSpec, folder: Path, digest: str) -> None:
+        from gapeval.models.hf import checkpoint_identity
+
         self.spec, self.folder, self.digest = spec, folder, digest
         self.base = spec.model.partition(":")[2]
         if not self.base:
             raise GapevalError("name the checkpoint: janus:PATH_OR_HUB_ID", field="model")
+        checkpoint_identity(self.base)  # a missing folder is one line now, before anything is written
 
     def baseline(self, words: Sequence[str]) -> tuple[str, dict[str, str]]:
         """The checkpoint as it is (its tokenizer spells any new name)."""

@@ -39,6 +39,8 @@ class ModelServer:
         port: int = 0,
         context: ModelContext | None = None,
     ) -> None:
+        if not 0 <= port <= 65535:
+            raise GapevalError(f"port must lie in 0..65535, not {port}", field="--port")
         token = os.environ.get(TOKEN_ENV) or None
         if not token and not is_loopback(host):
             raise GapevalError(
