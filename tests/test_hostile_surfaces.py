@@ -192,6 +192,39 @@ def test_a_damaged_bundle_or_suite_json_is_one_line(cli, bundle, member, content
     assert says in line and str(bundle) in line
 
 
+@pytest.mark.parametrize(
+    ("sql", "table"),
+    [
+        ("UPDATE outputs SET status = 'weird'", "outputs"),
+        ("UPDATE outputs SET meta = '{bad'", "outputs"),
+        ("UPDATE verdicts SET direction = 'sideways'", "verdicts"),
+        ("UPDATE items SET category = 'Cooking'", "items"),
+    ],
+)
+def test_a_database_row_gapeval_never_writes_is_one_line(cli, bundle, sql, table) -> None:
+    def damage(work: Path) -> None:
+        con = sqlite3.connect(work / "run" / "run.sqlite")
+        con.execute(sql)
+        con.commit()
+        con.close()
+
+    rewrite(bundle, damage)
+    # score and report read every row; judging reads only what it needs (and may finish)
+    for command in ("score", "report"):
+        line = one_line_error(*invoke(cli, command, str(bundle), "--fragility", "0")[::2])
+        assert f"run.sqlite: field '{table}': a row cannot be read (" in line, line
+
+
+def test_a_suite_snapshot_with_bad_defaults_is_one_line(cli, bundle) -> None:
+    def defaults(work: Path) -> None:
+        snap = json.loads((work / "suite.json").read_text())
+        (work / "suite.json").write_text(json.dumps({**snap, "defaults": {"samples_gen": "x"}}))
+
+    rewrite(bundle, defaults)
+    line = one_line_error(*invoke(cli, "judge", str(bundle), "-j", "rules")[::2])
+    assert f"{bundle}: suite.json: field 'defaults.samples_gen': " in line
+
+
 def test_the_report_refuses_oversized_images_before_decoding(cli, bundle, tmp_path, monkeypatch) -> None:
     # Every image is now over the cap: the report is written, showing none of them, without decoding one.
     monkeypatch.setenv("GAPEVAL_MAX_IMAGE_PIXELS", "100")

@@ -294,9 +294,14 @@ def suite_of_bundle(run_dir: Path) -> Suite | None:
     for key, kind in (("name", str), ("version", str), ("defaults", dict), ("judges", list)):
         if key in snap and not isinstance(snap[key], kind):
             raise GapevalError(f"must be a {kind.__name__}", file=where, field=key)
-    return Suite(name=str(snap.get("name", "")), version=str(snap.get("version", "")), root=str(images),
-                 items=tuple(items), defaults=snap.get("defaults", {}),
-                 judges=tuple(snap.get("judges", ())))  # fmt: skip
+    try:
+        return Suite(name=str(snap.get("name", "")), version=str(snap.get("version", "")), root=str(images),
+                     items=tuple(items), defaults=snap.get("defaults", {}),
+                     judges=tuple(snap.get("judges", ())))  # fmt: skip
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise GapevalError(first["msg"], file=where, field=loc) from None
 
 
 def repack(run_dir: Path) -> Path | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl  # POSIX: the manifest's read-modify-write is serialised between processes
+import functools
 import json
 import os
 import platform
@@ -25,10 +26,12 @@ import sqlite3
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
+
+from pydantic import ValidationError
 
 from gapeval.errors import GapevalError
 from gapeval.files import output_folder
@@ -184,6 +187,30 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 def is_sha256(value: str) -> bool:
     """Whether ``value`` is a SHA-256 as gapeval writes it: 64 lower-case hex digits."""
     return _SHA256.fullmatch(value) is not None
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _rows_of(table: str) -> Callable[[F], F]:
+    """A reader of ``table``'s rows: a row that is not what gapeval writes is one line, not a traceback.
+
+    A run directory (or a bundle) may come from someone else; its database is data like any other file.
+    """
+
+    def wrap(method: F) -> F:
+        @functools.wraps(method)
+        def read(self: RunStore, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except (ValueError, TypeError, ValidationError) as exc:  # JSONDecodeError is a ValueError
+                why = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+                raise GapevalError(f"a row cannot be read ({why})", file=self.path / "run.sqlite",
+                                   field=table) from None  # fmt: skip
+
+        return read  # type: ignore[return-value]
+
+    return wrap
 
 
 def image_file(run_dir: str | Path, sha: str) -> Path:
@@ -504,6 +531,7 @@ class RunStore:
         """Append an event (start, resume, finish...) to the run's history."""
         self._db.execute("INSERT INTO events VALUES (?,?,?)", (now(), kind, json.dumps(detail)))
 
+    @_rows_of("events")
     def events(self) -> list[tuple[str, str, dict[str, Any]]]:
         """The run's history, oldest first."""
         rows = self._db.execute("SELECT at, kind, detail FROM events ORDER BY rowid").fetchall()
@@ -518,6 +546,7 @@ class RunStore:
                 [(i.id, i.category.value, i.subcategory, i.content_hash()) for i in items],
             )
 
+    @_rows_of("items")
     def items(self) -> dict[str, tuple[Category, str]]:
         """Item id -> (category, subcategory)."""
         rows = self._db.execute("SELECT item_id, category, subcategory FROM items").fetchall()
@@ -567,6 +596,7 @@ class RunStore:
             )
         return record
 
+    @_rows_of("outputs")
     def outputs(self, status: OutputStatus | None = None) -> list[OutputRecord]:
         """Output records, ordered by item, direction, sample."""
         query = (
@@ -622,6 +652,7 @@ class RunStore:
                 ),
             )
 
+    @_rows_of("verdicts")
     def verdict_statuses(self, judge_id: str) -> dict[tuple[str, str], VerdictStatus]:
         """(output key, rubric hash) -> status of this judge's cached verdicts, in one query."""
         rows = self._db.execute(
@@ -629,6 +660,7 @@ class RunStore:
         )
         return {(key, rubric_hash): VerdictStatus(status) for key, rubric_hash, status in rows}
 
+    @_rows_of("verdicts")
     def verdicts(self, judge_id: str | None = None) -> list[VerdictRecord]:
         """All verdicts (of one judge id, when given)."""
         if judge_id is None:
