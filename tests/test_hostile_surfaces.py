@@ -411,6 +411,14 @@ def test_a_half_sent_body_is_dropped_and_connections_are_bounded(monkeypatch) ->
         assert raw(address, b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 200")
 
 
+def test_the_template_server_refuses_to_bind_off_the_loopback_without_a_token() -> None:
+    answer: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] = lambda b: []  # noqa: E731
+    with pytest.raises(ValueError, match="set GAPEVAL_SERVE_TOKEN"):
+        template_server.protocol_server("0.0.0.0", 0, {}, answer, answer)
+    assert template_server.is_loopback("127.0.0.5") and template_server.is_loopback("::1")
+    assert not template_server.is_loopback("10.0.0.1") and not template_server.is_loopback("example.org")
+
+
 def test_off_the_loopback_a_token_is_required_and_sent(sample_tree, tmp_path, monkeypatch) -> None:
     monkeypatch.delenv("GAPEVAL_SERVE_TOKEN", raising=False)
     with pytest.raises(GapevalError) as exc:
