@@ -81,3 +81,55 @@ def test_dependencies_point_down_the_flow() -> None:
     assert graph["records"] <= {"items"}
     assert not graph["scoring"] & {"judges", "models", "executors", "api", "cli"}
     assert not graph["store"] & {"judges", "models", "scoring", "executors", "api"}
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in SRC.rglob("*.py"):
+        rel = path.relative_to(SRC.parent).with_suffix("")
+        out[".".join(p for p in rel.parts if p != "__init__")] = path
+    return out
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Module -> the gapeval modules it imports: at the top, inside functions and under TYPE_CHECKING alike.
+
+    ``from a.b import c`` counts as importing ``a.b.c`` when that is a module, else ``a.b``.
+    """
+    modules = _modules()
+    graph: dict[str, set[str]] = defaultdict(set)
+    for module, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                targets = [f"{node.module}.{a.name}" if f"{node.module}.{a.name}" in modules else node.module
+                           for a in node.names]  # fmt: skip
+            for t in targets:
+                while t and t not in modules:
+                    t = t.rpartition(".")[0]
+                if t.startswith("gapeval") and t != module:
+                    graph[module].add(t)
+    return graph
+
+
+#: Module-level circles allowed on purpose (each must say why); none today.
+ALLOWED_MODULE_CYCLES: list[set[str]] = []
+
+
+def test_no_import_cycle_between_modules() -> None:
+    graph = module_graph()
+    assert "gapeval.experiments.runners" in graph and len(graph) > 60  # the walk saw the code
+    cycle = _cycle(graph)
+    assert cycle is None or set(cycle) in ALLOWED_MODULE_CYCLES, " -> ".join(cycle or [])
+
+
+def test_knowledge_is_in_pieces_and_the_runners_know_only_spec_and_data() -> None:
+    graph = module_graph()
+    runners = {m for m in graph["gapeval.experiments.runners"] if m.startswith("gapeval.experiments")}
+    assert runners == {"gapeval.experiments.knowledge_data", "gapeval.experiments.knowledge_spec"}
+    driver = graph["gapeval.experiments.knowledge"]
+    assert {"gapeval.experiments.knowledge_spec", "gapeval.experiments.knowledge_data",
+            "gapeval.experiments.knowledge_suite", "gapeval.experiments.knowledge_analysis",
+            "gapeval.experiments.runners"} <= driver  # fmt: skip

@@ -24,7 +24,8 @@ import numpy as np
 from gapeval.errors import GapevalError
 
 if TYPE_CHECKING:
-    from gapeval.experiments.knowledge import Example, KnowledgeSpec, TrainSettings
+    from gapeval.experiments.knowledge_data import Example
+    from gapeval.experiments.knowledge_spec import KnowledgeSpec, TrainSettings
 
 #: LoRA targets of the Janus language model (its vision tower has projections of the same names).
 JANUS_LORA_TARGETS = r".*language_model\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|o_proj)"

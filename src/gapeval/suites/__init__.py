@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from gapeval.errors import GapevalError
 from gapeval.registry import SUITES as SUITE_REGISTRY
-from gapeval.suites.base import Skipped, Suite, SuiteSource
+from gapeval.suites.base import Skipped, Suite, SuiteSource, data_home
 
 __all__ = ["Skipped", "Suite", "SuiteSource", "available_suites", "data_home", "load_suite"]
 
@@ -15,11 +14,6 @@ __all__ = ["Skipped", "Suite", "SuiteSource", "available_suites", "data_home", "
 def available_suites() -> dict[str, str]:
     """Named suites (built in and plugins) and what they are; paths are accepted too."""
     return SUITE_REGISTRY.describe()
-
-
-def data_home() -> Path:
-    """Where fetched data lives: ``$GAPEVAL_HOME`` or ``~/.cache/gapeval``."""
-    return Path(os.environ.get("GAPEVAL_HOME", Path.home() / ".cache" / "gapeval"))
 
 
 def load_suite(spec: str, *, skip_invalid: bool = False) -> Suite:

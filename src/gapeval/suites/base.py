@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -113,3 +114,8 @@ class Suite(BaseModel):
     def root_path(self) -> Path:
         """The suite root as a path."""
         return Path(self.root)
+
+
+def data_home() -> Path:
+    """Where fetched data lives: ``$GAPEVAL_HOME`` or ``~/.cache/gapeval``."""
+    return Path(os.environ.get("GAPEVAL_HOME", Path.home() / ".cache" / "gapeval"))

@@ -294,7 +294,7 @@ class FetchedSource:
     @classmethod
     def load(cls, spec: str, *, skip_invalid: bool = False) -> Suite:
         """Load the fetched snapshot (``gapeval fetch gapeval`` first)."""
-        from gapeval.suites import data_home
+        from gapeval.suites.base import data_home
 
         local = data_home() / "gapeval"
         if not local.is_dir():

@@ -119,7 +119,7 @@ class ShapesSource:
     @classmethod
     def load(cls, spec: str, *, skip_invalid: bool = False) -> Suite:
         """Generate (or reuse from the data home) the named shapes suite."""
-        from gapeval.suites import data_home
+        from gapeval.suites.base import data_home
 
         if spec not in SHAPES_SUITES:
             raise GapevalError(
