@@ -417,6 +417,10 @@ def test_the_template_server_refuses_to_bind_off_the_loopback_without_a_token() 
         template_server.protocol_server("0.0.0.0", 0, {}, answer, answer)
     assert template_server.is_loopback("127.0.0.5") and template_server.is_loopback("::1")
     assert not template_server.is_loopback("10.0.0.1") and not template_server.is_loopback("example.org")
+    # the template stands alone (no gapeval import): its copy of the variable's name must match the client's
+    from gapeval.models.server_protocol import TOKEN_ENV
+
+    assert template_server.TOKEN_ENV == TOKEN_ENV
 
 
 def test_off_the_loopback_a_token_is_required_and_sent(sample_tree, tmp_path, monkeypatch) -> None:

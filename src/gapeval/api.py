@@ -26,7 +26,7 @@ from gapeval.executors.base import CommitStats, Committer, ModelSpec, image_inde
 from gapeval.items import Item
 from gapeval.judges.base import Judge, JudgeContext, JudgeStats, judge_run
 from gapeval.models.base import ModelContext, model_class, model_identity
-from gapeval.records import OutputStatus, RunManifest, RunRecords, RunSpec, now, redact
+from gapeval.records import OutputStatus, RunManifest, RunRecords, RunSpec, failure_reason, now, redact
 from gapeval.registry import EXECUTORS, JUDGES, REPORTS
 from gapeval.report.markdown import summary_markdown
 from gapeval.report.site import SitePaths, write_site
@@ -392,7 +392,7 @@ def score(
         made = [o for o in first.outputs if o.status is not OutputStatus.UNSUPPORTED]
         if made and all(o.status is OutputStatus.FAILED for o in made):
             # The cause is upstream of judging: say it, and how to retry, not "run gapeval judge".
-            reasons = list(dict.fromkeys((o.error or "no reason").splitlines()[0][:200] for o in made))
+            reasons = list(dict.fromkeys(failure_reason(o.error) for o in made))
             raise GapevalError(
                 f"nothing to score: all {len(made)} outputs failed "
                 f"(first reasons: {'; '.join(reasons[:3])}); fix the cause and run the same gapeval run "

@@ -28,6 +28,7 @@ from gapeval.errors import GapevalError
 from gapeval.files import output_file, read_json
 from gapeval.items import Item
 from gapeval.records import now
+from gapeval.specfile import validation_error
 from gapeval.store import RunStore, is_sha256, package_versions
 from gapeval.suites.base import Suite
 
@@ -288,9 +289,8 @@ def suite_of_bundle(run_dir: Path) -> Suite | None:
         try:
             items.append(Item.model_validate(relink(raw, f"items[{k}]")))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            loc = ".".join(str(p) for p in first["loc"])
-            raise GapevalError(first["msg"], file=where, field=f"items[{k}].{loc}") from None
+            err = validation_error(exc, where)
+            raise GapevalError(err.message, file=where, field=f"items[{k}].{err.field}") from None
     for key, kind in (("name", str), ("version", str), ("defaults", dict), ("judges", list)):
         if key in snap and not isinstance(snap[key], kind):
             raise GapevalError(f"must be a {kind.__name__}", file=where, field=key)
@@ -299,9 +299,7 @@ def suite_of_bundle(run_dir: Path) -> Suite | None:
                      items=tuple(items), defaults=snap.get("defaults", {}),
                      judges=tuple(snap.get("judges", ())))  # fmt: skip
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise GapevalError(first["msg"], file=where, field=loc) from None
+        raise validation_error(exc, where) from None
 
 
 def repack(run_dir: Path) -> Path | None:

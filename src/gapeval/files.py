@@ -215,5 +215,5 @@ def output_file(path: str | Path, field: str = "--out") -> Path:
     file = Path(path)
     if file.is_dir():
         raise GapevalError(f"is a folder; name a file for {field}", file=file, field=field)
-    output_folder(file.parent if str(file.parent) else Path("."), field)
+    output_folder(file.parent, field)
     return file

@@ -26,6 +26,15 @@ def max_pixels() -> int:
     return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_MAX_PIXELS
 
 
+def over_cap(img: Image.Image) -> str | None:
+    """Why an opened (not yet decoded) image is refused by :func:`max_pixels`, or None when it is not."""
+    cap, (width, height) = max_pixels(), img.size
+    if width * height <= cap:
+        return None
+    return (f"{width}x{height} ({width * height / 1e6:.0f} megapixels), over the {cap / 1e6:.0f}-megapixel "
+            "cap (GAPEVAL_MAX_IMAGE_PIXELS)")  # fmt: skip
+
+
 def contained(path: Path, root: Path, *, file: str | Path, field: str) -> Path:
     """``path`` resolved (links followed), refused unless it lies inside ``root``.
 
@@ -77,20 +86,13 @@ def verify_image(path: Path, *, file: Path, field: str) -> None:
     """
     if not path.is_file():
         raise GapevalError(f"image {path} does not exist or is not a file", file=file, field=field)
-    cap = max_pixels()
     try:
         with warnings.catch_warnings():  # our cap governs; Pillow's own bomb warning is not news
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(path)
         with img:
-            width, height = img.size
-            if width * height > cap:
-                raise GapevalError(
-                    f"image {path} is {width}x{height} ({width * height / 1e6:.0f} megapixels), over the "
-                    f"{cap / 1e6:.0f}-megapixel cap (GAPEVAL_MAX_IMAGE_PIXELS)",
-                    file=file,
-                    field=field,
-                )
+            if too_big := over_cap(img):
+                raise GapevalError(f"image {path} is {too_big}", file=file, field=field)
             img.load()
     except GapevalError:
         raise
@@ -111,12 +113,8 @@ def open_rgb(path: str | Path) -> Image.Image:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                if img.width * img.height > max_pixels():
-                    raise GapevalError(
-                        f"{img.width}x{img.height} is over the {max_pixels() / 1e6:.0f}-megapixel cap "
-                        "(GAPEVAL_MAX_IMAGE_PIXELS)",
-                        file=path,
-                    )
+                if too_big := over_cap(img):
+                    raise GapevalError(f"is {too_big}", file=path)
                 return img.convert("RGB")
     except GapevalError:
         raise

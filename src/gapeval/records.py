@@ -270,6 +270,11 @@ class VerdictRecord(BaseModel):
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
+def failure_reason(error: str | None) -> str:
+    """A failed output's reason as one short line (its error's first line)."""
+    return ((error or "").splitlines() or ["no reason given"])[0][:300]
+
+
 class RunRecords(BaseModel):
     """Everything scoring reads from one run: read once at the edge, so scores are pure functions.
 

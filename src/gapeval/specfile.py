@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from gapeval.errors import GapevalError
 from gapeval.files import read_text
 
 M = TypeVar("M", bound=BaseModel)
+#: A seed in a spec: an integer torch and numpy both take (``true`` or ``1.5`` is a typo, not a seed).
+Seed = Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)]
 #: A spec is a page of settings; anything larger is not one.
 MAX_SPEC_BYTES = 2**20
 

@@ -297,8 +297,6 @@ class RunStore:
 
         """
         root = Path(path)
-        if root.exists() and not root.is_dir():
-            raise GapevalError("exists and is not a folder; pick another --out", file=root, field="--out")
         if root.is_dir() and not (root / "manifest.json").exists() and not (root / "run.sqlite").exists():
             strangers = [
                 p.name for p in root.iterdir() if p.name not in (".lock", ".manifest.lock", "images")

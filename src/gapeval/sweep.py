@@ -25,14 +25,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gapeval import api
 from gapeval.files import output_folder
 from gapeval.scoring.result import ScoreResult
-from gapeval.specfile import load_spec_file
+from gapeval.specfile import Seed, load_spec_file
 from gapeval.suites import load_suite
 
 #: Bounds of a sweep: a spec past them is a typo or a runaway generator, not a plan.
@@ -82,9 +82,7 @@ class SweepSpec(BaseModel):
     name: str = Field("sweep", max_length=200)
     suites: list[str] = Field(min_length=1, max_length=100)
     models: list[SweepModel] = Field(min_length=1, max_length=MAX_RUNS)
-    seeds: list[Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)]] = Field(
-        default_factory=lambda: [0], min_length=1, max_length=MAX_SEEDS
-    )
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1, max_length=MAX_SEEDS)
     judges: list[list[str]] = Field(default_factory=list, max_length=20)
     executor: str = "local"
     executor_options: dict[str, str] = Field(default_factory=dict)

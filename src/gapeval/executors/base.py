@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from gapeval.items import Direction, Item
 from gapeval.models.base import ModelContext
-from gapeval.records import OutputRecord, OutputStatus, WorkUnit
+from gapeval.records import OutputRecord, OutputStatus, WorkUnit, failure_reason
 from gapeval.store import RunStore
 
 
@@ -208,7 +208,7 @@ class Committer:
             self.stats.unsupported += 1
         else:
             self.stats.failed += 1
-            reason = ((result.error or "").splitlines() or ["no reason given"])[0][:300]
+            reason = failure_reason(result.error)
             if reason not in self.stats.reasons and len(self.stats.reasons) < 5:
                 self.stats.reasons.append(reason)
         if result.status is not OutputStatus.UNSUPPORTED:

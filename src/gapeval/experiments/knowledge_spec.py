@@ -6,12 +6,12 @@ import hashlib
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from gapeval.errors import GapevalError
-from gapeval.specfile import load_spec_file
+from gapeval.specfile import Seed, load_spec_file
 from gapeval.suites.shapes import tasks, world
 
 Experiment = Literal["inject", "edit"]
@@ -106,7 +106,7 @@ class EvalSettings(BaseModel):
     per_fact: int = Field(9, ge=1, le=900)
     locality: int = Field(48, ge=0, le=10_000)
     samples_gen: int = Field(3, ge=1, le=64)
-    seed: int = Field(0, ge=0, le=2**31 - 1)
+    seed: Seed = 0
     n_boot: int = Field(1000, ge=0, le=100_000)
 
 
@@ -154,9 +154,7 @@ class KnowledgeSpec(BaseModel):
     model_options: dict[str, str] = Field(default_factory=dict)
     facts: list[Fact] = Field(min_length=1, max_length=256)
     arms: list[Arm] = Field(default_factory=lambda: list(_ARMS), min_length=1)
-    seeds: list[Annotated[int, Field(strict=True, ge=0, le=2**31 - 1)]] = Field(
-        default_factory=lambda: [0], min_length=1, max_length=32
-    )
+    seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1, max_length=32)
     train: TrainSettings = Field(default_factory=TrainSettings)
     eval: EvalSettings = Field(default_factory=EvalSettings)
     data: DataSettings = Field(default_factory=DataSettings)

@@ -29,7 +29,7 @@ from typing import Any
 from PIL import Image
 
 from gapeval.errors import GapevalError
-from gapeval.images import max_pixels
+from gapeval.images import over_cap
 from gapeval.items import Direction, Item
 from gapeval.judges.base import Decision, JudgeContext, JudgeTask, JudgeUsage, RubricRef, text_hash
 from gapeval.judges.rubric import Rubric, balance_rubric, match_rubric, parse_verdict
@@ -95,8 +95,8 @@ class _ImageCache:
     def url(self, path: str) -> str:
         if path not in self.urls:
             with Image.open(path) as src:
-                if src.width * src.height > max_pixels():
-                    raise GapevalError(f"{src.width}x{src.height} is over the pixel cap", file=path)
+                if too_big := over_cap(src):
+                    raise GapevalError(f"is {too_big}", file=path)
                 fmt = "JPEG" if (src.format or "").upper() == "JPEG" else "PNG"
                 if src.format in ("PNG", "JPEG") and max(src.size) <= self.max_side:
                     # Small enough: send the file's own bytes, no decode and re-encode.

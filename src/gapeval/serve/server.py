@@ -24,7 +24,7 @@ from gapeval.models.base import (
     load_model,
     model_identity,
 )
-from gapeval.serve.template_server import TOKEN_ENV, Answer, is_loopback, protocol_server
+from gapeval.serve.template_server import TOKEN_ENV, Answer, protocol_server, unguarded
 
 
 class ModelServer:
@@ -42,12 +42,8 @@ class ModelServer:
         if not 0 <= port <= 65535:
             raise GapevalError(f"port must lie in 0..65535, not {port}", field="--port")
         token = os.environ.get(TOKEN_ENV) or None
-        if not token and not is_loopback(host):
-            raise GapevalError(
-                f"binding {host} exposes the model to anyone who reaches the port: set {TOKEN_ENV} to a "
-                "secret token (clients send it from the same variable), or bind 127.0.0.1",
-                field="--host",
-            )
+        if refused := unguarded(host, token):  # before the model is loaded
+            raise GapevalError(refused, field="--host")
         ctx = context or ModelContext()
         opts = dict(options or {})
         identity = model_identity(spec, opts, ctx)

@@ -112,6 +112,14 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def unguarded(host: str, token: str | None) -> str | None:
+    """Why serving on ``host`` with ``token`` is refused (off the loopback without a token), or None."""
+    if token or is_loopback(host):
+        return None
+    return (f"binding {host} exposes the model to anyone who reaches the port: set {TOKEN_ENV} to a secret "
+            "token (clients send it from the same variable), or bind 127.0.0.1")  # fmt: skip
+
+
 Answer = dict[str, Any]  # {"text": str} / {"image": PIL image}, or {"error": str}; "meta" optional
 
 
@@ -162,11 +170,8 @@ def protocol_server(
     calls are served one at a time. With ``token``, every request must carry ``Authorization: Bearer
     TOKEN`` (401 otherwise); a server bound off the loopback refuses to start without one.
     """
-    if not token and not is_loopback(host):
-        raise ValueError(
-            f"binding {host} exposes the model to the network: set {TOKEN_ENV} to a secret token first "
-            "(clients send it from the same variable)"
-        )
+    if refused := unguarded(host, token):
+        raise ValueError(refused)
     lock = threading.Lock()
     reply_health = {"protocol": PROTOCOL, "version": VERSION, **health}
     expected = f"Bearer {token}".encode() if token else None
@@ -272,8 +277,8 @@ def _wire(answer: Answer) -> dict[str, Any]:
 def make_server(host: str, port: int) -> ThreadingHTTPServer:
     """The HTTP server around the three functions at the top of this file."""
     token = os.environ.get(TOKEN_ENV) or None
-    if not token and not is_loopback(host):
-        sys.exit(f"error: binding {host} exposes the model to the network: set {TOKEN_ENV} first")
+    if refused := unguarded(host, token):
+        sys.exit(f"error: {refused}")
     model = load_model()
     health = {"name": NAME, "capabilities": CAPABILITIES, "batch_size": BATCH_SIZE, "identity": IDENTITY,
               "description": {"server": "template_server.py", "name": NAME}}  # fmt: skip
