@@ -77,10 +77,10 @@ def test_scoring_imports_neither_the_store_nor_sqlite() -> None:
 def test_dependencies_point_down_the_flow() -> None:
     graph = import_graph()
     # suites know nothing of judges, models, stores or scores; records know only items
-    assert not graph["suites"] & {"judges", "models", "store", "scoring", "executors", "api"}
+    assert not graph["suites"] & {"judges", "models", "store", "scoring", "executors", "api", "pipeline"}
     assert graph["records"] <= {"items"}
-    assert not graph["scoring"] & {"judges", "models", "executors", "api", "cli"}
-    assert not graph["store"] & {"judges", "models", "scoring", "executors", "api"}
+    assert not graph["scoring"] & {"judges", "models", "executors", "api", "pipeline", "cli"}
+    assert not graph["store"] & {"judges", "models", "scoring", "executors", "api", "pipeline"}
 
 
 def _modules() -> dict[str, Path]:
@@ -133,3 +133,41 @@ def test_knowledge_is_in_pieces_and_the_runners_know_only_spec_and_data() -> Non
     assert {"gapeval.experiments.knowledge_spec", "gapeval.experiments.knowledge_data",
             "gapeval.experiments.knowledge_suite", "gapeval.experiments.knowledge_analysis",
             "gapeval.experiments.runners"} <= driver  # fmt: skip
+
+
+#: What a CLI module may import from gapeval besides its own package: the facade, errors, renderers.
+CLI_MAY_IMPORT = {"gapeval.api", "gapeval.errors", "gapeval.report.tables", "gapeval.report.render"}
+
+
+def test_the_cli_imports_only_the_facade_the_errors_and_the_renderers() -> None:
+    graph = module_graph()
+    cli = sorted(m for m in _modules() if m == "gapeval.cli" or m.startswith("gapeval.cli."))
+    assert {"gapeval.cli.run", "gapeval.cli.scoring", "gapeval.cli.shell"} <= set(cli)
+    for module in cli:
+        outside = {t for t in graph[module] if t != "gapeval.cli" and not t.startswith("gapeval.cli.")}
+        assert outside <= CLI_MAY_IMPORT, f"{module} imports {sorted(outside - CLI_MAY_IMPORT)}"
+    assert "gapeval.api" in graph["gapeval.cli.run"]  # the walk saw the lazy imports
+
+
+def _api_calls(fn: ast.AST) -> list[str]:
+    return [
+        n.func.attr
+        for n in ast.walk(fn)
+        if isinstance(n, ast.Call)
+        and isinstance(n.func, ast.Attribute)
+        and isinstance(n.func.value, ast.Name)
+        and n.func.value.id == "api"
+    ]
+
+
+def test_every_command_makes_one_library_call() -> None:
+    seen = {}
+    for path in sorted((SRC / "cli").glob("*.py")):
+        for fn in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(fn, ast.FunctionDef):
+                calls = _api_calls(fn)
+                assert len(calls) <= 1, f"{path.name}:{fn.name} calls {calls}"
+                if calls:
+                    seen[fn.name] = calls
+    assert seen["run_cmd"] == ["evaluate"] and seen["score_cmd"] == ["score"]
+    assert seen["report_cmd"] == ["report_site"] and seen["agreement_cmd"] == ["agreement"]

@@ -101,12 +101,15 @@ def test_the_report_works_from_disk_in_a_browser(report, browser, tmp_path) -> N
     page.goto(index.as_uri())
     page.wait_for_function("window.gapevalReady === true")
 
-    # The leaderboard sorts: Und (the 5th column), once descending after two clicks.
-    header = page.locator("#leader thead th", has_text="Und").first
+    # The leaderboard sorts: Und, once descending after two clicks.
+    titles = page.eval_on_selector_all("#t-leaderboard thead th", "ths => ths.map(th => th.textContent)")
+    und = titles.index("Und")
+    header = page.locator("#t-leaderboard thead th").nth(und)
     header.click()
     header.click()
     values = page.eval_on_selector_all(
-        "#leader tbody tr", "rows => rows.map(r => r.cells[4].getAttribute('data-v')).filter(v => v !== '')"
+        "#t-leaderboard tbody tr",
+        f"rows => rows.map(r => r.cells[{und}].getAttribute('data-v')).filter(v => v !== '')",
     )
     assert [float(v) for v in values] == sorted((float(v) for v in values), reverse=True) and len(values) > 2
 

@@ -145,7 +145,7 @@ def test_sample_run_scores_end_to_end(cli, sample_tree, tmp_path) -> None:
         cli, "score", str(out), str(out), "--method", "reference", "--format", "csv", "--fragility", "0"
     )
     rows = list(csv.DictReader(io.StringIO(stdout)))
-    assert len(rows) == 10 and {"p11", "p10", "p01", "p00", "gap"} <= set(rows[0])
+    assert len(rows) == 10 and {"p_both", "p_und_only", "p_gen_only", "p_neither", "gap"} <= set(rows[0])
     code, stdout, _ = invoke(
         cli, "score", str(out), str(out), "--method", "reference", "--coupling", "models", "--fragility", "0"
     )
@@ -160,4 +160,8 @@ def test_score_rejects_a_non_run(cli, tmp_path) -> None:
 def test_listing_commands(cli) -> None:
     code, out, _ = invoke(cli, "models", "--json")
     assert code == 0 and "replay" in json.loads(out)["models"] and "rules" in json.loads(out)["judges"]
-    assert invoke(cli, "suites")[0] == 0
+    from gapeval.suites import available_suites
+
+    code, out, _ = invoke(cli, "suites")
+    listed = {line.split("  ", 1)[0]: line.split("  ", 1)[1] for line in out.splitlines()[:-1]}
+    assert code == 0 and listed == available_suites() and "shapes-v1-mini" in listed

@@ -138,7 +138,7 @@ def test_identical_outputs_in_one_pass_are_judged_once(tmp_path, home, monkeypat
     # 96 items x (2 identical answers + 1 image) = 96 x 2 requests, plus the consistency check of each
     # multiple-choice item (its answer "two" names no option)
     n_choice = sum(1 for i in load_suite("shapes-v1-mini").items if i.refs.choice)
-    assert st.deduplicated == 96 and st.requests == 192 + n_choice and st.judged == 288
+    assert st.deduplicated == 96 and st.usage.requests == 192 + n_choice and st.judged == 288
     with RunStore.open(out) as store:
         res = api.score([store.records()], n_boot=0).runs[0]
     assert res.overall.und_n == 96 and res.overall.und_acc == 1.0
@@ -338,7 +338,7 @@ def test_paper_protocol_two_turns_for_text_only_and_ten_calls(replay_run) -> Non
     n_gen = len(outs) - n_und
     # 10 calls per output; text answers get a second turn each; rs-2's consistency check one more
     assert jid.startswith("openai:test-vlm[paper]@") and st.protocol == "paper"
-    assert st.requests == 10 * (2 * n_und + n_gen) + 1
+    assert st.usage.requests == 10 * (2 * n_und + n_gen) + 1
     assert all(len(v.meta["samples"]) == 10 for v in verdicts)
     board = api.score([replay_run], method="reference", fragility_n=0).leaderboard
     assert "(paper)" in board[-1].judges

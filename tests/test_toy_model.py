@@ -133,7 +133,7 @@ def test_toy_train_command_defaults_are_the_shipped_settings() -> None:
     # `gapeval toy train` with no options must reproduce the shipped weights' recipe.
     import inspect
 
-    from gapeval.cli import toy_train_cmd
+    from gapeval.cli.toy import toy_train_cmd
 
     params = inspect.signature(toy_train_cmd).parameters
     shipped = TrainConfig()

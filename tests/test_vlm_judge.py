@@ -49,7 +49,7 @@ def test_messages_carry_rubric_text_and_images(run_dir) -> None:
     with ScriptedServer() as srv:
         stats = api.judge(run_dir, ["openai:test-vlm"], options=opts(srv))
     # 23 outputs, plus one consistency check: rs-2's text is wrong, so its image is also compared with it
-    assert one(stats).judged == 23 and one(stats).requests == 24
+    assert one(stats).judged == 23 and one(stats).usage.requests == 24
     assert all(h["authorization"] == f"Bearer {KEY}" for h in srv.headers)
     body = srv.requests[0]
     assert body["model"] == "test-vlm"
@@ -74,7 +74,7 @@ def test_second_identical_judging_makes_zero_requests(run_dir) -> None:
         n = len(srv.requests)
         again = api.judge(run_dir, ["openai:test-vlm"], options=opts(srv))
     assert len(srv.requests) == n
-    assert one(again).requests == 0 and one(again).cached == 23
+    assert one(again).usage.requests == 0 and one(again).cached == 23
 
 
 def test_retry_after_is_honoured_and_5xx_retried(run_dir) -> None:
@@ -89,20 +89,20 @@ def test_retry_after_is_honoured_and_5xx_retried(run_dir) -> None:
     with ScriptedServer(lambda b, n: (stamps.append(time.monotonic()), script(b, n))[1]) as srv:
         stats = api.judge(run_dir, ["openai:test-vlm"], options=opts(srv, concurrency="1"))
     assert stamps[1] - stamps[0] >= 0.95  # waited as Retry-After said, not the 0.01 s backoff
-    assert one(stats).retries == 2 and one(stats).judged == 23
+    assert one(stats).usage.retries == 2 and one(stats).judged == 23
 
 
 def test_timeouts_are_retried(run_dir) -> None:
     with ScriptedServer(lambda b, n: Reply(content=PASS, delay_s=1.5 if n == 0 else 0.0)) as srv:
         stats = api.judge(run_dir, ["openai:test-vlm"], options=opts(srv, timeout_s="0.5", concurrency="1"))
-    assert one(stats).judged == 23 and one(stats).retries >= 1
+    assert one(stats).judged == 23 and one(stats).usage.retries >= 1
 
 
 def test_attempt_cap_stores_failed_and_next_judging_retries(run_dir) -> None:
     with ScriptedServer(lambda b, n: Reply(status=503)) as srv:
         stats = api.judge(run_dir, ["openai:test-vlm"], options=opts(srv, max_attempts="3"))
     st = one(stats)
-    assert st.failed == 23 and st.judged == 0 and st.requests == 69
+    assert st.failed == 23 and st.judged == 0 and st.usage.requests == 69
     with RunStore.open(run_dir) as store:
         v = vlm_verdicts(store)[0]
         assert v.status is VerdictStatus.FAILED and "gave up after 3 attempts" in v.reason
@@ -147,7 +147,7 @@ def test_parse_verdict(reply, expected) -> None:
 def test_two_turn_keeps_the_second_verdict(run_dir) -> None:
     with ScriptedServer(lambda b, n: Reply(content=PASS if len(b["messages"]) == 2 else FAIL)) as srv:
         stats = api.judge(run_dir, ["openai:test-vlm"], options=opts(srv, two_turn="true"))
-    assert one(stats).requests == 48
+    assert one(stats).usage.requests == 48
     follow = [b for b in srv.requests if len(b["messages"]) == 4]
     assert len(follow) == 24 and follow[0]["messages"][3]["content"] == "Are you sure? Think carefully."
     with RunStore.open(run_dir) as store:
@@ -196,29 +196,29 @@ def test_missing_key_is_one_clear_error(cli, run_dir, monkeypatch) -> None:
 
 
 PUBLISHED = [
-    ("counting", "Objects Counting"),
-    ("counting", "Animals Counting"),
-    ("rule_based", "colour swap"),
-    ("Multi Hop", "animal"),
-    ("reasoning", "draw"),
-    ("reasoning", "mmlu/mmmu"),
-    ("reasoning", "puzzle"),
-    ("physics", "gravity"),
+    ("counting", "Objects Counting", "counting"),
+    ("counting", "Animals Counting", "counting"),
+    ("rule_based", "colour swap", "rule-based"),
+    ("Multi Hop", "animal", "multi-hop"),
+    ("reasoning", "draw", "draw"),
+    ("reasoning", "mmlu/mmmu", "choice"),
+    ("reasoning", "puzzle", "choice"),
+    ("physics", "gravity", "physics"),
 ]
 
 
-@pytest.mark.parametrize(("source", "sub"), PUBLISHED)
-def test_every_published_category_has_rubrics_both_ways(sample_tree, source, sub) -> None:
+@pytest.mark.parametrize(("source", "sub", "family"), PUBLISHED)
+def test_every_published_category_has_rubrics_both_ways(sample_tree, source, sub, family) -> None:
     item = (
         load_suite(str(sample_tree))
         .items[0]
         .model_copy(update={"source_category": source, "subcategory": sub})
     )
     und, gen = rubric_for(item, "und"), rubric_for(item, "gen")
+    # the category's own rubric governs each direction, and each asks for a JSON verdict
+    assert (und.id, gen.id) == (f"{family}-und", f"{family}-gen")
     assert und.direction == "und" and gen.direction == "gen"
-    assert "verdict" in und.template and "verdict" in gen.template
-    # every image rubric rejects copies of the reference or unchanged inputs
-    assert "copy" in gen.template.lower() or "unchanged" in gen.template.lower()
+    assert '"verdict"' in und.template and '"verdict"' in gen.template
 
 
 def test_rubrics_cover_our_own_categories(sample_tree) -> None:

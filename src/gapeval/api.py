@@ -1,588 +1,420 @@
-"""The library API: the one orchestration layer. The CLI parses, calls these, and prints what they return.
+"""The library facade: one verb per command, each returning a typed result that the renderers draw.
 
-Every verb works from a notebook, inside a running event loop too:
+The CLI resolves its options and makes one call here; a notebook makes the same call and gets the same
+numbers, tables (:mod:`gapeval.report.tables`) and files:
 
->>> import gapeval
->>> res = gapeval.run("shapes-v1-mini", "toy")            # doctest: +SKIP
->>> scores = gapeval.score([res.path])                     # doctest: +SKIP
->>> gapeval.report(res.path)                               # doctest: +SKIP
+>>> from gapeval import api
+>>> res = api.evaluate("shapes-v1-mini", "toy")          # doctest: +SKIP
+>>> scores = api.score([res.run.path], method="both")     # doctest: +SKIP
+>>> api.report_site([res.run.path])                      # doctest: +SKIP
+
+The evaluation verbs live in :mod:`gapeval.pipeline` (the experiments build on them); the verbs of the
+experiments, the built-in model and the listings are defined here, importing their packages lazily so
+that ``import gapeval`` stays light and optional extras stay optional.
 """
 
 from __future__ import annotations
 
-import re
-import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
-
-from gapeval import bundle
 from gapeval.errors import GapevalError
-from gapeval.executors.base import CommitStats, Committer, ModelSpec, image_index, plan
-from gapeval.items import Item
-from gapeval.judges.base import Judge, JudgeContext, JudgeStats, judge_run
-from gapeval.models.base import ModelContext, model_class, model_identity
-from gapeval.records import OutputStatus, RunManifest, RunRecords, RunSpec, failure_reason, now, redact
-from gapeval.registry import EXECUTORS, JUDGES, REPORTS
-from gapeval.report.markdown import summary_markdown
-from gapeval.report.site import SitePaths, write_site
-from gapeval.scoring.gap_analysis import analyse
-from gapeval.scoring.joint import RunScores, item_scores, score_run
-from gapeval.scoring.leaderboard import Coupling, leaderboard
-from gapeval.scoring.mirt import Responses
-from gapeval.scoring.responses import from_records, read_csv, unique_names
-from gapeval.scoring.result import ScoreResult
-from gapeval.store import RunStore, new_manifest
-from gapeval.suites import data_home, load_suite
-from gapeval.suites.base import Suite
+from gapeval.pipeline import (
+    DemoResult,
+    EvaluateResult,
+    RunResult,
+    ScoreResult,
+    default_run_dir,
+    demo,
+    evaluate,
+    export,
+    judge,
+    platform_note,
+    read_runs,
+    report,
+    report_site,
+    resolve_judges,
+    resolve_run,
+    run,
+    score,
+    slug,
+    suite_of,
+    writable_run,
+)
+
+if TYPE_CHECKING:
+    from gapeval.experiments.curve import CurveResult
+    from gapeval.experiments.knowledge import KnowledgeResult
+    from gapeval.judges.agreement import Agreement
+    from gapeval.scoring.correlate import Correlation
+    from gapeval.scoring.reference_gap import Fragility, ReferenceGap
+    from gapeval.scoring.reference_platform import PlatformCheck
+    from gapeval.suites.base import Suite
+    from gapeval.sweep import SweepResult
 
 __all__ = [
+    "AgreementResult",
     "DemoResult",
+    "EvaluateResult",
+    "ReferenceGapResult",
     "RunResult",
     "ScoreResult",
+    "agreement",
+    "correlate",
+    "curve",
     "default_run_dir",
     "demo",
+    "evaluate",
+    "export",
+    "fetch",
     "judge",
+    "knowledge",
+    "listing",
+    "platform_check",
     "platform_note",
+    "read_runs",
+    "reference_gap",
     "report",
+    "report_site",
+    "resolve_judges",
+    "resolve_run",
     "run",
+    "sample",
     "score",
+    "serve",
     "slug",
+    "suite_of",
+    "suites",
+    "sweep",
+    "train_toy",
+    "validate",
+    "writable_run",
 ]
 
 
+def correlate(
+    scores: str | Path,
+    *,
+    runs: Sequence[str | Path] = (),
+    responses: str | Path | None = None,
+    n_boot: int = 2000,
+) -> list[Correlation]:
+    """Relate models' gaps to external benchmark scores (Spearman, Kendall, bootstrap CIs over models).
+
+    Args:
+        scores: A CSV with a ``model`` column and one column per external score (and, when neither
+            ``runs`` nor ``responses`` is given, a ``gap`` column).
+        runs: Runs to fit the identified gaps from (one model each).
+        responses: A tidy response CSV to fit the gaps from.
+        n_boot: Bootstrap resamples over models.
+
+    """
+    from gapeval.scoring import responses as resp
+    from gapeval.scoring.correlate import correlate as relate
+    from gapeval.scoring.correlate import read_scores
+    from gapeval.scoring.mirt import fit
+
+    columns, table = read_scores(scores)
+    if runs or responses is not None:
+        data = resp.read_csv(responses) if responses is not None else resp.from_records(read_runs(runs))
+        res = fit(data, with_se=False)
+        gaps = {m: float(g) for m, g in zip(data.models, res.gap, strict=True)}
+    elif "gap" in columns:
+        gaps = {m: v["gap"] for m, v in table.items() if "gap" in v}
+    else:
+        raise GapevalError("no gaps: give --run/--responses or a 'gap' column", file=scores, field="gap")
+    return relate(gaps, table, columns, n_boot=n_boot, source=scores)
+
+
 @dataclass
-class RunResult:
-    """What :func:`run` did.
+class ReferenceGapResult:
+    """What :func:`reference_gap` computed and wrote.
 
     Attributes:
-        path: The run directory.
-        resumed: Whether it resumed an existing run.
-        stats: Outputs written this time (done, failed, unsupported) and how many were already done.
-        judge_stats: Per judge id, what the judging did.
-        judges: The judge chain used, and why (``"suite"`` when the suite's own chain was taken).
-        suite: The suite.
-        model_loaded: Whether the model had to be built (False when nothing was pending).
+        output: The ``<stem>_gapres.json`` written beside the input, as the authors' scorer does.
+        coupling: ``categories`` (the released scorer) or ``models`` (the appendix reading).
+        results: Per model, the Gap Score per row and their mean.
+        fragility: Per model, the largest change under 1e-6 input noise (categories coupling only).
+        fragility_n: The perturbed refits behind it.
+        platform: Whether this machine reproduces the authors' published vectors.
 
     """
 
-    path: Path
-    resumed: bool
-    stats: CommitStats
-    judge_stats: dict[str, JudgeStats]
-    judges: list[str]
-    judges_from: Literal["suite", "given"]
-    suite: Suite
-    model_loaded: bool
+    output: Path
+    coupling: str
+    results: dict[str, ReferenceGap]
+    fragility: dict[str, Fragility]
+    fragility_n: int
+    platform: str
 
 
-def slug(text: str, width: int | None = 60) -> str:
-    """``text`` as a folder name: runs of other characters become one ``-``, cut to ``width``."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:width]
-
-
-def default_run_dir(suite: str, model: str) -> Path:
-    """A fresh, unique directory under ``runs/`` (two runs never share one by accident)."""
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-%f")
-    return Path("runs") / f"{slug(f'{Path(suite).name}-{model}')}-{stamp}"
-
-
-def _judges(
-    specs: Sequence[str],
-    suite: Suite,
-    manifest: RunManifest,
-    options: Mapping[str, str] | None,
-    notify: Callable[[str], None] | None = None,
-) -> list[Judge]:
-    out: list[Judge] = []
-    for spec in specs:
-        family, _, arg = spec.partition(":")
-        cls = JUDGES.load(family)
-        context = JudgeContext(suite=suite, manifest=manifest, options=dict(options or {}), notify=notify)
-        out.append(cls.from_spec(arg, context))
-    return out
-
-
-def run(
-    suite: str | Suite,
-    model: str,
+def reference_gap(
+    joint_json: str | Path,
     *,
-    out: str | Path | None = None,
-    seed: int = 0,
-    samples_und: int | None = None,
-    samples_gen: int | None = None,
-    judges: Sequence[str] | None = None,
-    judge_options: Mapping[str, str] | None = None,
-    model_options: Mapping[str, str] | None = None,
-    batch_size: int | None = None,
-    executor: str = "local",
-    executor_options: Mapping[str, str] | None = None,
-    label: str | None = None,
-    skip_invalid: bool = False,
-    progress: Callable[[str, int], None] | None = None,
-    on_total: Callable[[Mapping[str, int]], None] | None = None,
-    notify: Callable[[str], None] | None = None,
-) -> RunResult:
-    """Run a model on a suite, then judge the outputs.
-
-    Everything is validated before any work: the suite, the model's identity (told by its adapter
-    without loading weights), the judges, the executor and the run directory. With ``out`` pointing at
-    an existing run of the same spec, the run resumes: the model is built only if something is still
-    pending (or failed), and only unjudged outputs are judged.
-
-    Args:
-        suite: A suite name or path, or a loaded :class:`~gapeval.suites.base.Suite`.
-        model: The model spec (``toy``, ``replay:NAME``, ``py:FILE.py:Class``, a plugin family).
-        out: The run directory (default: a fresh one under ``runs/``).
-        seed: The run seed.
-        samples_und: Answers per item (default: the suite's).
-        samples_gen: Images per item (default: the suite's).
-        judges: The judge chain, by precedence (default: the suite's own, e.g. ``scene`` for shapes).
-        judge_options: Options for judges that take them (``base_url``, ``protocol``...).
-        model_options: Adapter options.
-        batch_size: Requests per model call (default: the adapter's preference).
-        executor: The executor's registry name (``local``, ``ray`` or ``ray:ADDRESS``).
-        executor_options: Executor options (the Ray executor's ``replicas``, ``gpus_per_replica``...).
-        label: The run's display name in tables (default: the model spec).
-        skip_invalid: Load a suite's good items and list the bad ones.
-        progress: Called with a direction (``und``, ``gen``) and how many of its outputs just finished.
-        on_total: Called once with the outputs the run holds per direction.
-        notify: Called with what a slow or failing judge endpoint is doing (a retry and why).
-
-    """
-    loaded = load_suite(suite, skip_invalid=skip_invalid) if isinstance(suite, str) else suite
-    options = dict(model_options or {})
-    # The suite defines its decoding protocol (e.g. shapes-v1 samples 3 images per prompt).
-    samples_und = samples_und or loaded.defaults.get("samples_und", 1)
-    samples_gen = samples_gen or loaded.defaults.get("samples_gen", 1)
-    context = ModelContext.of(loaded)
-    spec = RunSpec(
-        suite_name=loaded.name,
-        suite_version=loaded.version,
-        suite_hash=loaded.content_hash(),
-        n_items=len(loaded.items),
-        model=model,
-        model_options=redact(options),
-        model_identity=model_identity(model, options, context),
-        seed=seed,
-        samples_und=samples_und,
-        samples_gen=samples_gen,
-    )
-    exec_family, _, exec_arg = executor.partition(":")
-    runner = EXECUTORS.load(exec_family).from_spec(exec_arg, dict(executor_options or {}))
-    chain_specs = list(judges) if judges is not None else list(loaded.judges)
-    path = Path(out) if out is not None else default_run_dir(loaded.name, model)
-    store: RunStore | None = None
-    resumed = (path / "manifest.json").exists()
-    if resumed:
-        relocatable = bool(getattr(model_class(model)[0], "relocatable", False))
-        store, _ = RunStore.open_or_create(
-            path, spec, command=f"gapeval run -m {model}", relocatable=relocatable
-        )
-        manifest = store.manifest()
-    else:
-        # What the new run's manifest will say: judges may read it before the directory exists.
-        source = str(suite) if isinstance(suite, str) else loaded.root
-        manifest = new_manifest(spec, label=label or "", executor=executor, suite_source=source)
-    try:
-        chain = _judges(chain_specs, loaded, manifest, judge_options, notify)
-        if store is None:
-            store = RunStore.create(path, spec, manifest=manifest, command=f"gapeval run -m {model}")
-            store.put_items(loaded.items)
-        elif label is not None and label != manifest.label:
-            store.update_manifest(label=label)
-        store.log("resume" if resumed else "start", {"model": model})
-        work = plan(store, loaded.items)
-        if on_total:
-            on_total(work.totals)
-        if progress:
-            for direction, n in work.done.items():
-                progress(direction, n)
-        store.update_manifest(started_at=store.manifest().started_at or now())
-        store.log("execute", {"pending": len(work.units), "executor": runner.name})
-        committer = Committer(store, progress)
-        committer.stats.skipped_done = work.already_done
-        model_spec = ModelSpec(spec=model, options=options, context=context, batch_size=batch_size)
-        for result in runner.execute(model_spec, work.units, image_index(loaded.items)):
-            committer.commit(result)
-        described = runner.model_description()
-        if described:
-            store.update_manifest(model_description=described)
-        if not store.outputs(OutputStatus.PENDING):
-            store.update_manifest(finished_at=store.manifest().finished_at or now())
-        judge_stats = judge_run(store, loaded, chain) if chain else {}
-    finally:
-        if store is not None:
-            store.close()
-    return RunResult(
-        path=path,
-        resumed=resumed,
-        stats=committer.stats,
-        judge_stats=judge_stats,
-        judges=[j.judge_id for j in chain],
-        judges_from="given" if judges is not None else "suite",
-        suite=loaded,
-        model_loaded=bool(work.units),
-    )
-
-
-def resolve_run(path: str | Path) -> Path:
-    """A run directory: ``path`` itself, or the extraction of a bundle file (see :mod:`gapeval.bundle`)."""
-    return bundle.open_bundle(path) if bundle.is_bundle(path) else Path(path)
-
-
-def export(run_dir: str | Path, out: str | Path) -> Path:
-    """Pack a run, with its suite's items and images, into one shareable file (see :mod:`gapeval.bundle`)."""
-    path = resolve_run(run_dir)
-    with RunStore.open(path) as store:
-        suite = suite_of(store)
-    return bundle.export(path, out, suite)
-
-
-def suite_of(store: RunStore, override: str | None = None) -> Suite:
-    """Reload the suite a run was made on and check it is the same content.
-
-    A run extracted from a bundle uses the bundle's own snapshot of the suite.
-    """
-    manifest = store.manifest()
-    snapshot = bundle.suite_of_bundle(store.path) if override is None else None
-    source = override or manifest.suite_source
-    if snapshot is None and not source:
-        raise GapevalError("the run does not record its suite; pass --suite", file=store.manifest_path)
-    suite = snapshot or load_suite(source, skip_invalid=True)
-    if suite.content_hash() != manifest.spec.suite_hash:
-        raise GapevalError(
-            f"suite {source} has changed since the run (content hash differs)",
-            file=store.manifest_path,
-            field="spec.suite_hash",
-        )
-    return suite
-
-
-def judge(
-    run_dir: str | Path | RunStore,
-    judges: Sequence[str],
-    *,
-    suite: Suite | None = None,
-    suite_source: str | None = None,
-    options: Mapping[str, str] | None = None,
-    progress: Callable[[int], None] | None = None,
-    notify: Callable[[str], None] | None = None,
-) -> dict[str, JudgeStats]:
-    """Judge a run's outputs with a chain of judges (never re-running the model).
-
-    ``options`` configure judges that take them (the VLM judge: base_url, protocol, concurrency...).
-    Every judge is built (and its key and extra checked) before any output is judged.
-    """
-    if not judges:
-        raise GapevalError("name at least one judge", field="--judge")
-    store = run_dir if isinstance(run_dir, RunStore) else RunStore.open(resolve_run(run_dir))
-    try:
-        if not isinstance(run_dir, RunStore):
-            store.lock("gapeval judge")
-        loaded = suite or suite_of(store, suite_source)
-        chain = _judges(judges, loaded, store.manifest(), options, notify)
-        stats = judge_run(store, loaded, chain, progress=progress)
-    finally:
-        if not isinstance(run_dir, RunStore):
-            store.close()
-    if not isinstance(run_dir, RunStore):
-        bundle.repack(store.path)  # a judged bundle carries its new verdicts
-    return stats
-
-
-def resolve_judges(manifest: RunManifest, given: Sequence[str] | None) -> list[str]:
-    """Judge ids for scoring: the given ones, else the run's last judging chain.
-
-    A given ``openai:MODEL`` matches ``openai:MODEL[protocol]...``, the one used last.
-    """
-    if not given:
-        return list(manifest.judge_chain)
-    known = [j.judge_id for j in manifest.judges]
-    out: list[str] = []
-    for g in given:
-        if g in known:
-            out.append(g)
-            continue
-        prefixed = [k for k in known if k.startswith(g + "[") or k.startswith(g + "@")]
-        out.append(prefixed[-1] if prefixed else g)
-    return out
-
-
-def platform_note() -> str:
-    """Whether this machine's paper-compatible numbers are the authors' own (from the cached check)."""
-    from gapeval.scoring.reference_platform import cached_check, describe
-
-    return describe(cached_check(data_home() / "platform-check.json"))
-
-
-def has_torch() -> bool:
-    """Whether the paper-compatible Gap can be computed here (it needs torch)."""
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def read_runs(runs: Sequence[str | Path | RunRecords]) -> list[RunRecords]:
-    """Read runs' records (the I/O edge of scoring)."""
-    out: list[RunRecords] = []
-    for r in runs:
-        if isinstance(r, RunRecords):
-            out.append(r)
-            continue
-        with RunStore.open(resolve_run(r)) as store:
-            out.append(store.records())
-    return out
-
-
-def score(
-    runs: Sequence[str | Path | RunRecords] = (),
-    *,
-    judges: Sequence[str] | None = None,
-    method: Literal["mirt", "reference", "both"] = "mirt",
-    coupling: Coupling = "categories",
+    coupling: Literal["categories", "models"] = "categories",
     fragility_n: int = 6,
-    n_boot: int = 200,
-    responses: str | Path | Responses | None = None,
-    unsupported_as_wrong: bool = False,
     workers: int = 2,
-) -> ScoreResult:
-    """Score runs from their stored verdicts: accuracies, joint tables, and the gap.
+) -> ReferenceGapResult:
+    """The paper-compatible Gap Score of joint tables in the authors' format; writes ``<stem>_gapres.json``.
 
     Args:
-        runs: Run directories (one model each) or their records.
-        judges: Judge ids by precedence (default: each run's last judging chain).
-        method: ``mirt`` (the identified gap, with intervals), ``reference`` (the paper's Gap Score in
-            the leaderboard), or ``both``.
-        coupling: For the reference method: ``categories`` (released scorer) or ``models`` (appendix).
-        fragility_n: Perturbed refits for the reference Gap's fragility (0: off).
-        n_boot: Bootstrap resamples for the MIRT intervals (0: off).
-        responses: Score a tidy response CSV (or tensor) instead of runs, for the MIRT gap.
-        unsupported_as_wrong: Count outputs a model lacks the capability for as wrong (default: missing).
+        joint_json: ``{model: [[p11, p10, p01, p00], ...]}``, one row per category.
+        coupling: ``categories`` (released scorer: one fit per model) or ``models`` (appendix: one fit
+            per row across the models).
+        fragility_n: Perturbed refits for each Gap's fragility (0: off; categories coupling only).
         workers: Processes for the fits.
 
     """
-    if method not in ("mirt", "reference", "both"):
-        raise GapevalError(f"unknown method {method!r}; available: mirt, reference, both", field="--method")
+    from gapeval.scoring.reference_gap import (
+        fit_many,
+        fragility,
+        read_authors_input,
+        reference_gap_models_coupled,
+        write_authors_output,
+    )
+
     if coupling not in ("categories", "models"):
-        raise GapevalError(f"unknown coupling {coupling!r}", field="--coupling")
-    if not runs and responses is None:
-        raise GapevalError("give run directories or --responses CSV", field="RUNS")
-    records = read_runs(runs)
-    names = unique_names(records)
-    scored = []
-    notes: list[str] = []
-    for rec, name in zip(records, names, strict=True):
-        order = resolve_judges(rec.manifest, judges)
-        s = score_run(rec, order, unsupported_as_wrong=unsupported_as_wrong)
-        scored.append(s.model_copy(update={"model": name}))
-        if not order:
-            notes.append(f"{name}: the run has not been judged yet (gapeval judge RUN -j JUDGE)")
-        elif s.overall.und_n + s.overall.gen_n == 0:
-            notes.append(f"{name}: nothing is judged by {', '.join(order)}: no score")
-    if responses is None and all(s.overall.und_n + s.overall.gen_n == 0 for s in scored):
-        # Nothing decided anywhere: a table of dashes and a gap of zero would look like a result.
-        first = records[0]
-        made = [o for o in first.outputs if o.status is not OutputStatus.UNSUPPORTED]
-        if made and all(o.status is OutputStatus.FAILED for o in made):
-            # The cause is upstream of judging: say it, and how to retry, not "run gapeval judge".
-            reasons = list(dict.fromkeys(failure_reason(o.error) for o in made))
-            raise GapevalError(
-                f"nothing to score: all {len(made)} outputs failed "
-                f"(first reasons: {'; '.join(reasons[:3])}); fix the cause and run the same gapeval run "
-                "command again to retry them",
-                file=first.path,
-                field="outputs",
-            )
-        hint = "it has not been judged" if not first.manifest.judge_chain else "its judges decided no output"
         raise GapevalError(
-            f"nothing to score: {hint}; run gapeval judge RUN -j JUDGE", file=first.path, field="verdicts"
+            f"unknown coupling {coupling!r}; available: categories, models", field="--coupling"
         )
-    notes += _coverage_notes(records, names, scored, unsupported_as_wrong)
-    want_reference = method in ("reference", "both")
-    gap = want_reference and has_torch()
-    if want_reference and not gap:
-        notes.append("the Gap column needs torch (pip install 'gapeval[torch]')")
-    rows = (
-        leaderboard(scored, gap=gap, coupling=coupling, fragility_n=fragility_n, workers=workers)
-        if scored
-        else []
+    tables = read_authors_input(joint_json)
+    if coupling == "models":
+        results = reference_gap_models_coupled(tables)
+    else:
+        results = dict(zip(tables, fit_many(list(tables.values()), workers=workers), strict=True))
+    frag = (
+        {m: fragility(tables[m], results[m], n=fragility_n, workers=workers) for m in tables}
+        if fragility_n > 0 and coupling == "categories"
+        else {}
     )
-    analysis = None
-    data: Responses | None = None
-    if method in ("mirt", "both"):
-        if isinstance(responses, Responses):
-            data = responses
-        elif responses is not None:
-            data = read_csv(responses)
-        else:
-            data = from_records(
-                records,
-                names=names,
-                unsupported_as_wrong=unsupported_as_wrong,
-                orders=[s.judges for s in scored],
-            )
-        data, dropped = _fittable(data)
-        notes += dropped
-        if data is not None:
-            with warnings.catch_warnings():  # degenerate cells are handled; numpy's noise is not news
-                warnings.simplefilter("ignore", RuntimeWarning)
-                analysis = analyse(data, n_boot=n_boot, workers=workers)
-    platform = platform_note() if any(r.gap is not None for r in rows) else None
-    return ScoreResult(scored, rows, analysis, notes, platform, data)
-
-
-def _fittable(data: Responses) -> tuple[Responses | None, list[str]]:
-    """Drop models with no decided response in a direction: there is no gap to identify for them."""
-    notes: list[str] = []
-    keep = []
-    for m, name in enumerate(data.models):
-        empty = [
-            d for k, d in enumerate(("understanding", "generation")) if np.all(np.isnan(data.y[m, :, k]))
-        ]
-        if empty:
-            notes.append(f"no identified gap for {name}: it has no decided {' or '.join(empty)} verdicts")
-        else:
-            keep.append(m)
-    if not keep:
-        return None, notes
-    if len(keep) == len(data.models):
-        return data, notes
-    return Responses([data.models[m] for m in keep], data.items, data.y[keep], data.categories), notes
-
-
-def _coverage_notes(
-    records: Sequence[RunRecords],
-    names: Sequence[str],
-    scored: Sequence[RunScores],
-    unsupported_as_wrong: bool,
-) -> list[str]:
-    """A note when models were scored on different items (e.g. one cannot edit)."""
-    if len(records) < 2:
-        out = []
-        for s in scored:
-            unsupported = s.overall.und_unsupported + s.overall.gen_unsupported
-            if unsupported and not unsupported_as_wrong:
-                out.append(
-                    f"{s.model}: {unsupported} outputs are unsupported by the model (e.g. edits) and left "
-                    "out of its scores; --unsupported-as-wrong counts them as wrong"
-                )
-        return out
-    covered = []
-    for rec, s in zip(records, scored, strict=True):
-        covered.append(frozenset(item_scores(rec, s.judges, unsupported_as_wrong=unsupported_as_wrong)))
-    if len(set(covered)) == 1:
-        return []
-    sizes = ", ".join(
-        f"{n}: {sum(1 for _, d in c if d == 'und')} und / {sum(1 for _, d in c if d == 'gen')} gen"
-        for n, c in zip(names, covered, strict=True)
-    )
-    hint = "" if unsupported_as_wrong else "; --unsupported-as-wrong counts unsupported outputs as wrong"
-    return [f"models were scored on different items ({sizes}){hint}"]
-
-
-def report(
-    run_dir: str | Path,
-    *,
-    kinds: Sequence[str] = ("markdown",),
-    result: ScoreResult | None = None,
-    fragility_n: int = 6,
-    n_boot: int = 200,
-) -> list[Path]:
-    """Write the run's reports (default: ``report.md`` and ``report.json``); returns their paths."""
-    writers = [REPORTS.load(k) for k in kinds]
-    run_dir = resolve_run(run_dir)
-    with RunStore.open(run_dir) as store:
-        manifest = store.manifest()
-    result = result or score([run_dir], method="both", fragility_n=fragility_n, n_boot=n_boot)
-    return [w.write(Path(run_dir), manifest, result) for w in writers]
-
-
-def report_site(
-    runs: Sequence[str | Path],
-    *,
-    out: str | Path | None = None,
-    result: ScoreResult | None = None,
-    fragility_n: int = 6,
-    n_boot: int = 200,
-    extra_charts: Sequence[Path] = (),
-    suite: Suite | None = None,
-) -> SitePaths:
-    """Write the HTML report of one or several runs (a static site; open ``index.html`` from disk).
-
-    Args:
-        runs: Run directories (one model each; several are compared side by side).
-        out: The folder to write (default: ``RUN/report`` for one run; required for several).
-        result: Their scores, if already computed (default: both methods, from the stored verdicts).
-        fragility_n: Perturbed refits for the paper-compatible Gap's fragility.
-        n_boot: Bootstrap resamples for the MIRT intervals.
-        extra_charts: SVG charts of a study over these runs (checkpoint curves), shown first.
-        suite: The suite the runs were made on, if already loaded (else each run's is reloaded, once
-            per distinct suite).
-
-    """
-    if not runs:
-        raise GapevalError("give at least one run directory", field="RUNS")
-    if out is None and len(runs) > 1:
-        raise GapevalError("a report of several runs needs -o DIR", field="--out")
-    dirs = [resolve_run(r) for r in runs]
-    target = Path(out) if out is not None else dirs[0] / "report"
-    records = read_runs(dirs)
-    result = result or score(records, method="both", fragility_n=fragility_n, n_boot=n_boot)
-    items: dict[str, Item] = {i.id: i for i in suite.items} if suite is not None else {}
-    have = {suite.content_hash()} if suite is not None else set()
-    for path, rec in zip(dirs, records, strict=True):
-        if rec.manifest.spec.suite_hash in have:
-            continue
-        with RunStore.open(path) as store:
-            try:
-                loaded = suite_of(store)
-            except GapevalError:
-                continue  # the browser then shows what the run holds, without prompts and references
-        have.add(rec.manifest.spec.suite_hash)
-        for item in loaded.items:
-            items.setdefault(item.id, item)
-    orders = [resolve_judges(r.manifest, None) for r in records]
-    return write_site(
-        records,
-        result,
-        target,
-        items=items,
-        orders=orders,
-        summary_md=summary_markdown(result),
-        extra_charts=extra_charts,
-    )
+    path = write_authors_output(joint_json, results)
+    return ReferenceGapResult(path, coupling, results, frag, fragility_n if frag else 0, platform_note())
 
 
 @dataclass
-class DemoResult:
-    """What :func:`demo` did: the run, its scores and its report."""
+class AgreementResult:
+    """A judge's agreement with people's labels or with another judge on one run.
 
-    run: RunResult
-    score: ScoreResult
-    report: Path
-    site: SitePaths
+    Attributes:
+        judge: The judge id evaluated.
+        other: The labels file or the second judge id.
+        agreement: Accuracy, Cohen's kappa, Pearson r, the confusion matrix and per-category figures.
+
+    """
+
+    judge: str
+    other: str
+    agreement: Agreement
 
 
-def demo(
-    suite: str = "shapes-v1",
-    model: str = "toy",
+def agreement(
+    run_dir: str | Path,
+    *,
+    judge: str = "rules",
+    labels: str | Path | None = None,
+    versus: str | None = None,
+) -> AgreementResult:
+    """How often a judge agrees with people's labels (``labels`` CSV) or with another judge (``versus``)."""
+    from gapeval.judges.agreement import agreement as agree
+    from gapeval.judges.agreement import judge_labels, read_labels
+    from gapeval.store import RunStore
+
+    if labels is None and versus is None:
+        raise GapevalError("give --labels CSV or --vs JUDGE", field="--labels")
+    with RunStore.open(resolve_run(run_dir)) as store:
+        ours = judge_labels(store, judge)
+        theirs = read_labels(labels) if labels is not None else judge_labels(store, str(versus))
+        cats = {k: c.value for k, (c, _) in store.items().items()}
+    other = str(labels) if labels is not None else str(versus)
+    return AgreementResult(judge, other, agree(ours, theirs, cats))
+
+
+def platform_check(*, refresh: bool = False, workers: int = 2) -> PlatformCheck:
+    """Fit the authors' published Gap Score vectors here, to see whether this machine reproduces them.
+
+    The outcome is cached in the data home (``platform-check.json``); ``refresh`` fits again.
+    """
+    from gapeval.scoring.reference_gap import require_torch
+    from gapeval.scoring.reference_platform import check_platform
+    from gapeval.suites import data_home
+
+    require_torch()  # one clear line when the extra is missing
+    return check_platform(data_home() / "platform-check.json", workers=workers, refresh=refresh)
+
+
+def curve(checkpoints: Sequence[str | Path], **options: Any) -> CurveResult:
+    """Both directions over a checkpoint series, the gap per checkpoint, and the lag.
+
+    See :func:`gapeval.experiments.curve.curve` for the options (``suite``, ``out``, ``model``...).
+    """
+    from gapeval.experiments.curve import curve as measure
+
+    return measure(checkpoints, **options)
+
+
+def knowledge(
+    experiment: Literal["inject", "edit"],
+    spec: str | Path | None = None,
     *,
     out: str | Path | None = None,
-    fragility_n: int = 6,
-    n_boot: int = 200,
-    progress: Callable[[str, int], None] | None = None,
-    on_total: Callable[[Mapping[str, int]], None] | None = None,
-) -> DemoResult:
-    """The main job, offline on a CPU: the built-in model on the built-in world, judged exactly."""
-    res = run(suite, model, out=out, progress=progress, on_total=on_total)
-    scored = score([res.path], method="both", fragility_n=fragility_n, n_boot=n_boot)
-    paths = report(res.path, result=scored)
-    site = report_site([res.path], result=scored, suite=res.suite)
-    return DemoResult(run=res, score=scored, report=paths[0], site=site)
+    html: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> KnowledgeResult:
+    """Teach knowledge through one direction and measure whether it reaches the other.
+
+    Args:
+        experiment: ``inject`` (new entities) or ``edit`` (changed facts).
+        spec: The experiment's YAML spec (default: the built-in one on the built-in model).
+        out: The experiment folder (default ``knowledge-EXPERIMENT``).
+        html: Also write the HTML report over every run.
+        progress: Called with a line as each arm is trained and evaluated.
+
+    """
+    from gapeval.experiments.knowledge import run_experiment
+
+    return run_experiment(experiment, spec, out=out, report=html, progress=progress)
+
+
+def sweep(
+    spec: str | Path,
+    out: str | Path = "sweep",
+    *,
+    html: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> SweepResult:
+    """Many runs (models x suites x judges x seeds) from one YAML spec, resumable, scored together."""
+    from gapeval.sweep import load_sweep
+    from gapeval.sweep import sweep as run_sweep
+
+    return run_sweep(load_sweep(spec), out, progress=progress, report=html)
+
+
+def train_toy(
+    out: str | Path = "toy-train",
+    *,
+    eval_items: int = 400,
+    init: str | Path | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+    on_eval: Callable[[dict[str, float]], None] | None = None,
+    **settings: Any,
+) -> Path:
+    """Train the built-in model (fixed seeds, fresh procedural data); returns the last checkpoint.
+
+    Args:
+        out: The checkpoint folder (with ``train_log.jsonl``).
+        eval_items: Held-out items evaluated at every checkpoint and handed to ``on_eval`` (0: none).
+        init: Fine-tune from this checkpoint.
+        on_step: Called with the step and the loss.
+        on_eval: Called with each held-out evaluation (``und``, ``gen`` accuracy).
+        **settings: :class:`~gapeval.toy.train.TrainConfig` fields (``steps``, ``batch_size``,
+            ``d_model``, ``n_layers``, ``seed``, ``checkpoint_every``...); its defaults are the shipped
+            weights' recipe.
+
+    """
+    import numpy as np
+
+    from gapeval.files import output_folder
+    from gapeval.toy.data import sample_specs
+    from gapeval.toy.evaluate import evaluate_specs
+    from gapeval.toy.train import TrainConfig
+    from gapeval.toy.train import train as fit
+
+    try:
+        cfg = TrainConfig(**settings)
+    except TypeError as exc:  # a setting TrainConfig does not have
+        raise GapevalError(f"not a training setting ({exc})", field="settings") from None
+    folder = output_folder(out)
+    rng = np.random.default_rng(cfg.seed + 7)
+    held_out = sample_specs(rng, eval_items, split="test") if eval_items else []
+
+    def evaluate_held_out(model: Any, vocab: Any, tok: Any) -> dict[str, float]:
+        res: dict[str, float] = evaluate_specs(model, vocab, tok, held_out)
+        if on_eval:
+            on_eval(res)
+        return res
+
+    start = Path(init) if init is not None else None
+    return fit(folder, cfg, init=start, on_step=on_step, evaluate=evaluate_held_out if held_out else None)
+
+
+def serve(
+    model: str,
+    options: dict[str, str] | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8900,
+    on_ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve a model over the gapeval model-server protocol until interrupted; ``on_ready`` gets its URL."""
+    from gapeval.serve.server import ModelServer
+
+    server = ModelServer(model, options or {}, host=host, port=port)
+    try:
+        if on_ready:
+            on_ready(server.url)
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+
+
+@dataclass
+class SampleResult:
+    """What :func:`sample` wrote: the folder, and the model folder its replayable outputs are under."""
+
+    path: Path
+    model: str
+
+
+def sample(target: str | Path = "gapeval-sample") -> SampleResult:
+    """Write a 12-item sample in the authors' layout, with replayable outputs and their verdicts."""
+    from gapeval.suites.sample import SAMPLE_MODEL, write_sample_tree
+
+    folder = Path(target)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise GapevalError("exists and is not an empty folder; pick another folder", file=folder)
+    return SampleResult(write_sample_tree(folder), SAMPLE_MODEL)
+
+
+def suites() -> dict[str, str]:
+    """The suites gapeval knows by name (built in and plugins), with a line on each."""
+    from gapeval.suites import available_suites
+
+    return available_suites()
+
+
+def validate(suite: str, *, skip_invalid: bool = False) -> Suite:
+    """Load a suite (checking every item); with ``skip_invalid``, its good items and a list of the bad."""
+    from gapeval.suites import load_suite
+
+    return load_suite(suite, skip_invalid=skip_invalid)
+
+
+def listing() -> dict[str, dict[str, dict[str, str | None]]]:
+    """The model families, judges and executors: per kind, per name, what it is, does and needs."""
+    from gapeval.models.base import available_models
+    from gapeval.registry import EXECUTORS, JUDGES, MODELS, Registry
+
+    def entries(reg: Registry) -> dict[str, dict[str, str | None]]:
+        return {
+            n: {"description": e.description, "extra": e.extra, "example": e.example, "does": e.does}
+            for n, e in reg.entries().items()
+        }
+
+    models = entries(MODELS)
+    models["py"] = {"description": available_models()["py"], "extra": None,
+                    "example": "py:my_adapter.py:MyModel", "does": "what its class declares"}  # fmt: skip
+    return {"models": models, "judges": entries(JUDGES), "executors": entries(EXECUTORS)}
+
+
+def fetch(name: str = "gapeval") -> Path:
+    """Download the public GapEval snapshot into the data home (needs network and ``gapeval[hub]``)."""
+    from gapeval.suites import data_home
+    from gapeval.suites.official import fetch as download
+
+    if name != "gapeval":
+        raise GapevalError(f"unknown dataset {name!r}; available: gapeval", field="name")
+    return download(data_home() / "gapeval")

@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from gapeval import api
+from gapeval import pipeline as api
 from gapeval.files import output_folder
 from gapeval.scoring.result import ScoreResult
 from gapeval.specfile import Seed, load_spec_file
@@ -138,12 +138,14 @@ class SweepResult:
     """What a sweep ran, and the combined scores per suite and judge chain.
 
     Attributes:
+        name: The sweep's name (from its spec).
         runs: Every run, in sweep order.
         scores: ``(suite, chain)`` -> the combined score over every run of that suite.
         reports: Suite -> its HTML report.
 
     """
 
+    name: str = ""
     runs: list[SweepRun] = field(default_factory=list)
     scores: dict[tuple[str, tuple[str, ...]], ScoreResult] = field(default_factory=dict)
     reports: dict[str, Path] = field(default_factory=dict)
@@ -155,7 +157,7 @@ def sweep(
     """Run (or resume) every run of the sweep, judge it with every chain, and score it all together."""
     folder = output_folder(out)
     say = progress or (lambda _: None)
-    result = SweepResult()
+    result = SweepResult(name=spec.name)
     for suite in spec.suites:
         loaded = load_suite(suite)
         chains = [list(c) for c in spec.judges] or [list(loaded.judges)]

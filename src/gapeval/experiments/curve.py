@@ -14,7 +14,6 @@ The paper's "lagging effect" is a positive lag: understanding gets there before 
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 from collections.abc import Callable, Sequence
@@ -23,14 +22,33 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel
 
-from gapeval import api
+from gapeval import pipeline as api
 from gapeval.errors import GapevalError
 from gapeval.files import output_folder
 from gapeval.items import Direction
 from gapeval.report import figures
+from gapeval.report.render import to_csv
+from gapeval.report.tables import Column, Row, Table, number
 from gapeval.scoring.joint import item_scores
 
 _STEP = re.compile(r"step[_-]?(\d+)")
+
+
+#: The columns of a checkpoint curve (also used for its progress lines).
+CURVE_COLUMNS = [
+    Column(key="step", title="step", kind="int"),
+    Column(key="und", title="Und", scale=100),
+    Column(key="gen", title="Gen", scale=100),
+    Column(key="und_n", title="N und", kind="int"),
+    Column(key="gen_n", title="N gen", kind="int"),
+    Column(key="gap", title="gap (logits)", digits=2, signed=True),
+    Column(key="gap_ci", title="interval", kind="interval", digits=2, signed=True),
+    Column(key="run", title="run", kind="text", shown=False),
+    Column(key="checkpoint", title="checkpoint", kind="text", shown=False),
+]
+
+
+CURVE_CAPTION = "Accuracy x100 per direction (items decided in it); gap: the identified gap, und - gen."
 
 
 class CurvePoint(BaseModel):
@@ -88,6 +106,30 @@ class CurveResult(BaseModel):
     points: list[CurvePoint]
     lag: Lag | None
     files: list[str]
+
+    def table(self) -> Table:
+        """Both directions per checkpoint, the identified gap and its interval; the lag as a note."""
+        rows = []
+        for p in self.points:
+            values = p.model_dump(exclude={"gap_low", "gap_high"})
+            values["gap_ci"] = (p.gap_low, p.gap_high) if p.gap_low is not None else None
+            rows.append(Row(values=values))
+        notes = []
+        if self.lag is not None:
+            lag = self.lag
+            line = (
+                f"lag at {lag.fraction:.0%} of final accuracy: understanding at step {lag.und_step:.0f}, "
+                f"generation at step {lag.gen_step:.0f}: {lag.lag:+.0f} steps"
+            )
+            if lag.low is not None and lag.high is not None:
+                line += f" (95% interval {lag.low:+.0f} to {lag.high:+.0f} steps"
+                if lag.share_positive is not None:
+                    line += f"; understanding first in {lag.share_positive:.0%}"
+                line += f" of {lag.n_boot} item resamples)"
+            notes.append(line)
+        title = f"{len(self.points)} checkpoints on {self.suite}"
+        return Table(name="curve", title=title, columns=list(CURVE_COLUMNS), rows=rows, caption=CURVE_CAPTION,
+                     notes=notes)  # fmt: skip
 
 
 def checkpoint_series(paths: Sequence[str | Path]) -> list[tuple[int, Path]]:
@@ -210,14 +252,18 @@ def curve(
                 point.gap_high = est.ci_high if est.ci_high is not None else est.wald_high
         points.append(point)
         if progress:
-            progress(f"step {step}: und {_pct(point.und)}, gen {_pct(point.gen)}, gap {_num(point.gap)}")
+            cols = {c.key: c for c in CURVE_COLUMNS}
+            shown = {k: number(getattr(point, k), cols[k]) for k in ("und", "gen", "gap")}
+            progress(f"step {step}: und {shown['und']}, gen {shown['gen']}, gap {shown['gap']}")
     lag = _lag(points, per_item, fraction, n_boot, seed)
-    files = _write(folder, suite, points, lag)
+    result = CurveResult(suite=suite, points=points, lag=lag, files=[])
+    files = _write(folder, result)
     # One report over every checkpoint (each a "model" of the leaderboard), the curves shown first.
     site = api.report_site([p.run for p in points], out=folder / "report", fragility_n=0, n_boot=n_boot,
                            extra_charts=[folder / "curve.svg"], suite=loaded)  # fmt: skip
     files.append(site.index)
-    return CurveResult(suite=suite, points=points, lag=lag, files=[str(f) for f in files])
+    result.files = [str(f) for f in files]
+    return result
 
 
 def _lag(
@@ -244,23 +290,12 @@ def _lag(
                share_positive=share, n_boot=n_boot if items else 0)  # fmt: skip
 
 
-def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{100 * x:.1f}"
-
-
-def _num(x: float | None) -> str:
-    return "–" if x is None else f"{x:+.2f}"
-
-
-def _write(folder: Path, suite: str, points: list[CurvePoint], lag: Lag | None) -> list[Path]:
+def _write(folder: Path, result: CurveResult) -> list[Path]:
+    points, lag = result.points, result.lag
     table = folder / "curve.csv"
-    with table.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["step", "und", "gen", "und_n", "gen_n", "gap", "gap_low", "gap_high", "run"])
-        for p in points:
-            w.writerow([p.step, p.und, p.gen, p.und_n, p.gen_n, p.gap, p.gap_low, p.gap_high, p.run])
+    table.write_text(to_csv(result.table()), encoding="utf-8")
     data = folder / "curve.json"
-    data.write_text(json.dumps({"suite": suite, "points": [p.model_dump() for p in points],
+    data.write_text(json.dumps({"suite": result.suite, "points": [p.model_dump() for p in points],
                                 "lag": lag.model_dump() if lag else None}, indent=2))  # fmt: skip
     chart = figures.checkpoint_curves(
         [p.step for p in points], [p.und for p in points], [p.gen for p in points],

@@ -18,7 +18,6 @@ normalised content is written into every checkpoint, run label and result file.
 
 from __future__ import annotations
 
-import csv
 import json
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from gapeval import api
+from gapeval import pipeline as api
 from gapeval.errors import GapevalError
 from gapeval.experiments.knowledge_analysis import Cell, analyse, arm_scores
 from gapeval.experiments.knowledge_data import Example, Sampler, load_examples, spec_examples, unrelated_specs
@@ -51,6 +50,8 @@ from gapeval.files import output_folder
 from gapeval.images import safe_join
 from gapeval.items import Direction
 from gapeval.report import figures
+from gapeval.report.render import to_csv
+from gapeval.report.tables import Column, Row, Table, number, sections
 from gapeval.scoring.joint import item_scores
 from gapeval.suites.jsonl import load_jsonl
 
@@ -133,6 +134,48 @@ class KnowledgeResult(BaseModel):
     def cell(self, arm: str, probe: str, direction: str) -> Cell:
         """The cell for ``arm``, ``probe`` and ``direction``."""
         return next(c for c in self.cells if (c.arm, c.probe, c.direction) == (arm, probe, direction))
+
+    def table(self) -> Table:
+        """Per probe, arm and evaluated direction: accuracy, change from the baseline, and the verdict."""
+        columns = [
+            Column(key="spec_hash", title="spec", kind="text", shown=False),
+            Column(key="probe", title="probe", kind="text"),
+            Column(key="arm", title="arm", kind="text"),
+            Column(key="direction", title="evaluated", kind="text"),
+            Column(key="n", title="n", kind="int"),
+            Column(key="acc", title="acc", scale=100),
+            Column(key="delta", title="change", scale=100, signed=True),
+            Column(key="ci", title="95% interval", kind="interval", scale=100, signed=True),
+            Column(key="p", title="p", digits=3),
+            Column(key="trained", title="trained", kind="text"),
+            Column(key="verdict", title="verdict", kind="text"),
+        ]
+        order = {p: k for k, p in enumerate(dict.fromkeys(c.probe for c in self.cells))}
+        cells = sorted(self.cells, key=lambda c: order[c.probe])  # stable: the arms keep their order
+        rows = []
+        for c, section in zip(cells, sections(c.probe for c in cells), strict=True):
+            values = c.model_dump(exclude={"low", "high"})
+            values.update(spec_hash=self.spec_hash, trained="yes" if c.trained else "",
+                          ci=(c.low, c.high) if c.low is not None else None)  # fmt: skip
+            rows.append(Row(values=values, section=section))
+        cols = {c.key: c for c in columns}
+        first = next(iter(order), None)
+        verdicts = [
+            f"train {c.arm} -> {c.direction} evaluated: {number(c.delta, cols['delta'])} "
+            f"{number((c.low, c.high), cols['ci'])}{'' if c.p is None else f', p = {c.p:.3f}'}: {c.verdict}"
+            for c in self.cells
+            if c.probe == first and c.verdict
+        ]
+        return Table(
+            name="knowledge",
+            title=f"knowledge {self.experiment}: {self.spec['name']} [{self.spec_hash[:12]}]",
+            columns=columns,
+            rows=rows,
+            caption="Accuracy x100; change: from the untrained baseline on the same items, with its "
+            "two-stage bootstrap interval and p of no change. verdict: for a direction the arm did not "
+            "train, whether the taught knowledge reached it.",
+            notes=verdicts,
+        )
 
 
 def run_experiment(
@@ -224,12 +267,7 @@ def _losses(record: dict[str, Any]) -> str:
 
 def _write(folder: Path, result: KnowledgeResult) -> list[Path]:
     table = folder / "knowledge.csv"
-    fields = ["arm", "probe", "direction", "n", "acc", "delta", "low", "high", "p", "trained", "verdict"]
-    with table.open("w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["spec_hash", *fields])
-        for c in result.cells:
-            w.writerow([result.spec_hash, *(getattr(c, f) for f in fields)])
+    table.write_text(to_csv(result.table()), encoding="utf-8")
     (folder / "knowledge.json").write_text(result.model_dump_json(indent=2))
     arms = list(dict.fromkeys(c.arm for c in result.cells))
     chart = figures.knowledge_bars(

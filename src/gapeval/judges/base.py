@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from gapeval.errors import GapevalError
 from gapeval.items import Direction, Item
@@ -150,15 +150,31 @@ def text_hash(*parts: str) -> str:
 class ExactJudge:
     """Base of judges that decide in-process by rule: one fixed rubric, no usage, a batch at a time.
 
-    Subclasses set ``judge_id``, ``spec``, ``rubric_id`` and ``rubric_hash`` and implement
-    :meth:`judge_batch`.
+    A subclass names itself and its rule set's version and implements :meth:`judge_batch`; the rest
+    follows: ``spec`` is its name, the rubric id is the version and the rubric hash that of the version,
+    and ``from_spec`` builds it, refusing an argument (``rules:x`` is a typo, not a setting).
     """
 
     judge_id: str
     spec: str
     protocol = "exact"
+    version: ClassVar[str] = ""
     rubric_id: str
     rubric_hash: str
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.__dict__.get("version"):
+            cls.rubric_id = cls.version
+            cls.rubric_hash = text_hash(cls.version)
+        if "judge_id" in cls.__dict__ and "spec" not in cls.__dict__:
+            cls.spec = cls.judge_id
+
+    @classmethod
+    def from_spec(cls, arg: str, context: JudgeContext) -> Judge:
+        """Build the judge; it takes no argument."""
+        no_argument(cls.judge_id, arg)
+        return cls()
 
     def rubric(self, task: JudgeTask) -> RubricRef:
         """The one rule set this judge applies."""
@@ -200,7 +216,19 @@ def load_judge(spec: str, *, suite: Suite, store: RunStore, options: dict[str, s
 
 @dataclass
 class JudgeStats:
-    """What a judging pass did (requests and tokens for judges that call a model)."""
+    """What a judging pass did.
+
+    Attributes:
+        judged: Outputs decided now.
+        cached: Outputs whose verdict was already stored.
+        abstained: Outputs the judge has no rule for (handed to the next judge).
+        failed: Outputs it could not decide this time (retried on the next judging).
+        deduplicated: Identical outputs judged once.
+        fallbacks: Outputs judged with a declared fallback rubric.
+        usage: Requests, retries and tokens (zeros for judges that call no model).
+        protocol: The judging protocol's name.
+
+    """
 
     judged: int = 0
     cached: int = 0
@@ -208,11 +236,7 @@ class JudgeStats:
     failed: int = 0
     deduplicated: int = 0
     fallbacks: int = 0
-    requests: int = 0
-    retries: int = 0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    capped_waits: int = 0
+    usage: ApiUsage = field(default_factory=ApiUsage)
     protocol: str = ""
 
 
@@ -305,10 +329,7 @@ def _judge_pass(
         # Judges emit each decision as it arrives, and it is written at once: an interrupted judging
         # loses nothing.
         judge.judge(firsts, record)
-    usage = judge.usage()
-    st.requests, st.retries = usage.requests, usage.retries
-    st.tokens_in, st.tokens_out = usage.tokens_in, usage.tokens_out
-    st.capped_waits = usage.capped_waits
+    usage = st.usage = judge.usage()
     if usage.requests:
         store.log("judge_usage", {"judge": judge.judge_id, "cache_hits": st.cached, **vars(usage)})
     return st, undecided, spec

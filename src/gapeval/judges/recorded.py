@@ -14,7 +14,7 @@ from typing import Any
 
 from gapeval.errors import GapevalError
 from gapeval.items import Direction
-from gapeval.judges.base import Decision, ExactJudge, JudgeContext, JudgeTask, text_hash
+from gapeval.judges.base import Decision, ExactJudge, JudgeContext, JudgeTask
 
 
 def is_positive(score: Any) -> bool | None:
@@ -44,8 +44,7 @@ class RecordedJudge(ExactJudge):
     """Verdicts already on disk in the authors' layout."""
 
     protocol = "recorded"
-    rubric_id = "recorded-new_res-v1"
-    rubric_hash = text_hash("recorded-new_res-v1")
+    version = "recorded-new_res-v1"
 
     def __init__(self, root: Path, model_dir_name: str) -> None:
         self.root = root

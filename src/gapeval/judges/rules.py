@@ -20,7 +20,7 @@ from PIL import Image
 
 from gapeval.images import open_rgb
 from gapeval.items import Direction, Item
-from gapeval.judges.base import Decision, ExactJudge, JudgeContext, JudgeTask, no_argument, text_hash
+from gapeval.judges.base import Decision, ExactJudge, JudgeTask
 
 RULES_VERSION = "rules-v1"
 #: Number words the rules read as numbers (answers may spell counts out).
@@ -176,15 +176,7 @@ class RulesJudge(ExactJudge):
     """Rule-based judge (deterministic, free, exact where it decides)."""
 
     judge_id = "rules"
-    rubric_id = RULES_VERSION
-    rubric_hash = text_hash(RULES_VERSION)
-    spec = "rules"
-
-    @classmethod
-    def from_spec(cls, arg: str, context: JudgeContext) -> RulesJudge:
-        """``rules`` takes no argument."""
-        no_argument("rules", arg)
-        return cls()
+    version = RULES_VERSION
 
     def judge_batch(self, tasks: Sequence[JudgeTask]) -> list[Decision]:
         """Decide each task by rule, or abstain."""

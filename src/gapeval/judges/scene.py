@@ -16,7 +16,7 @@ from PIL import Image
 
 from gapeval.images import open_rgb
 from gapeval.items import Direction
-from gapeval.judges.base import Decision, ExactJudge, JudgeContext, JudgeTask, no_argument, text_hash
+from gapeval.judges.base import Decision, ExactJudge, JudgeTask
 from gapeval.judges.rules import WORD_NUMBERS, extract_option, stated_count
 from gapeval.suites.shapes import world
 from gapeval.suites.shapes.tasks import COLOUR_NAMES, holds, plural
@@ -128,15 +128,7 @@ class SceneJudge(ExactJudge):
     """Exact judge for items whose references come from the shapes world."""
 
     judge_id = "scene"
-    rubric_id = SCENE_JUDGE_VERSION
-    rubric_hash = text_hash(SCENE_JUDGE_VERSION)
-    spec = "scene"
-
-    @classmethod
-    def from_spec(cls, arg: str, context: JudgeContext) -> SceneJudge:
-        """``scene`` takes no argument."""
-        no_argument("scene", arg)
-        return cls()
+    version = SCENE_JUDGE_VERSION
 
     def judge_batch(self, tasks_: Sequence[JudgeTask]) -> list[Decision]:
         """Decide each task exactly, or abstain when it is not from the shapes world."""

@@ -7,14 +7,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gapeval.records import RunManifest
+from gapeval.report.render import to_markdown
+from gapeval.report.tables import joint_table, leaderboard_table, mirt_table
 from gapeval.scoring.gap_analysis import GapAnalysis
 from gapeval.scoring.joint import RunScores
 from gapeval.scoring.leaderboard import LeaderRow
 from gapeval.scoring.result import ScoreResult
-
-
-def _f(x: float | None, nd: int = 1) -> str:
-    return "–" if x is None else f"{x:.{nd}f}"
 
 
 def write_report(
@@ -43,61 +41,14 @@ def write_report(
         + ", ".join(f"`{j}` ({scores.protocols.get(j) or 'exact'})" for j in scores.judges),
         f"- gapeval {manifest.versions.get('gapeval', '?')}, git {manifest.git_revision or 'n/a'}, "
         f"created {manifest.created_at}",
-        "",
-        "## Leaderboard (x100)",
-        "",
-        "| category | N | N und | N gen | unsupported | failed | Succ | Und | Gen | Gap | ±frag | Cons |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r.category} | {r.n_paired} | {r.und_n} | {r.gen_n} | {r.unsupported} | {r.failed} | "
-            f"{_f(r.succ)} | {_f(r.und)} | {_f(r.gen)} | {_f(r.gap)} | {_f(r.gap_fragility, 2)} | "
-            f"{_f(r.consistency)} |"
-        )
-    lines += [
-        "",
-        "Succ: right both ways. Und/Gen: accuracy per direction. Gap: the paper-compatible Gap Score; "
-        "±frag: its largest change under 1e-6 input noise (the score is numerically fragile). "
-        "Cons: share of items whose two directions agree.",
-        *(["", platform_note] if platform_note else []),
         *(["", *(f"- note: {n}" for n in notes)] if notes else []),
         "",
-        "## Joint outcomes (expected counts over paired items)",
-        "",
-        "| category | both right | und only | gen only | both wrong | missing |",
-        "|---|--:|--:|--:|--:|--:|",
     ]
-    groups = {**scores.categories, "Overall": scores.overall}
-    for name, g in groups.items():
-        j = g.joint
-        lines.append(
-            f"| {name} | {j.both:.1f} | {j.und_only:.1f} | {j.gen_only:.1f} | {j.neither:.1f} | {g.missing} |"
-        )
+    tables = [leaderboard_table(rows, title="Leaderboard", platform=platform_note), joint_table(scores)]
     if analysis is not None:
-        lines += [
-            "",
-            "## Identified gap (paired-question MIRT, logits)",
-            "",
-            "| group | θ und | θ gen | gap | 95% CI (±1.96 SE) | bootstrap CI | n10/n01 | p (Holm) |",
-            "|---|--:|--:|--:|--:|--:|--:|--:|",
-        ]
-        for e in analysis.estimates:
-            ci = "–" if e.ci_low is None else f"[{e.ci_low:+.2f}, {e.ci_high:+.2f}]"
-            wald = "–" if e.wald_low is None else f"[{e.wald_low:+.2f}, {e.wald_high:+.2f}]"
-            star = "*" if e.at_boundary else ""
-            lines.append(
-                f"| {e.group} | {e.theta_und:+.2f} | {e.theta_gen:+.2f} | {e.gap:+.3f}{star} | {wald} | "
-                f"{ci} | {e.n10}/{e.n01} | {e.p_adjusted:.3g} |"
-            )
-        lines += [
-            "",
-            "Gap > 0: understanding ahead. With one model the question effect is shared by both "
-            "directions and the gap equals log(n10/n01). p: McNemar's exact test of no gap, Holm-adjusted. "
-            "*: a direction answered all right (or all wrong): no finite estimate; a weak prior bounds it.",
-        ]
+        tables.append(mirt_table(analysis))
     path = run_dir / "report.md"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n" + "\n".join(to_markdown(t) for t in tables), encoding="utf-8")
     (run_dir / "report.json").write_text(
         json.dumps(
             {
@@ -114,28 +65,12 @@ def write_report(
 
 
 def summary_markdown(result: ScoreResult) -> str:
-    """A short Markdown summary of scored runs (for a README or a pull request): overall rows and gaps."""
-    lines = [
-        "| model | N | Succ | Und | Gen | both | und only | gen only | neither | Gap | ±frag |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
-    ]
-    for r in result.leaderboard:
-        if r.category == "Overall":
-            shares = " | ".join(f"{100 * p:.1f}" for p in r.joint)
-            lines.append(
-                f"| {r.model} | {r.n_paired} | {_f(r.succ)} | {_f(r.und)} | {_f(r.gen)} | {shares} | "
-                f"{_f(r.gap)} | {_f(r.gap_fragility, 2)} |"
-            )
+    """A short Markdown summary of scored runs (for a README or a pull request): the Overall rows."""
+    tables = [leaderboard_table([r for r in result.leaderboard if r.category == "Overall"], title="Summary",
+                                platform=result.platform)]  # fmt: skip
     if result.mirt is not None:
-        lines += ["", "| model | identified gap (logits) | interval | p (no gap) |", "|---|--:|--:|--:|"]
-        for e in result.mirt.estimates:
-            if e.group == "Overall":
-                ci = "–" if e.ci_low is None else f"[{e.ci_low:+.2f}, {e.ci_high:+.2f}]"
-                lines.append(f"| {e.model} | {e.gap:+.3f} | {ci} | {e.p_nogap:.3g} |")
-    lines += ["", "Percentages x100 of items decided both ways; Gap: the paper-compatible Gap Score."]
-    if result.platform:
-        lines += ["", result.platform]
-    return "\n".join(lines) + "\n"
+        tables.append(mirt_table(result.mirt, groups=["Overall"]))
+    return "\n".join(to_markdown(t) for t in tables)
 
 
 class MarkdownReport:

@@ -12,12 +12,10 @@ markup.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -31,8 +29,9 @@ from gapeval.images import open_rgb
 from gapeval.items import Direction, Item
 from gapeval.records import OutputStatus, RunRecords, VerdictStatus
 from gapeval.report import figures
+from gapeval.report.render import HTML_HELPERS, to_csv
+from gapeval.report.tables import score_tables
 from gapeval.scoring.joint import VerdictIndex, item_scores
-from gapeval.scoring.leaderboard import LeaderRow
 from gapeval.scoring.result import ScoreResult
 from gapeval.store import image_file, is_sha256
 
@@ -50,13 +49,14 @@ OUTCOMES = {
 
 @dataclass
 class SitePaths:
-    """What :func:`write_site` wrote."""
+    """What :func:`write_site` wrote (and, for ``gapeval report -k``, the per-run reports beside it)."""
 
     index: Path
     provenance: Path
     summary: Path
     tables: list[Path]
     figures: list[Path]
+    reports: list[Path] = field(default_factory=list)
 
 
 class _Images:
@@ -96,10 +96,6 @@ class _Images:
         else:
             small.save(self.folder / name, format="WEBP", quality=80, method=4)
         return f"img/{name}"
-
-
-def _fmt(x: float | None, nd: int = 1) -> str:
-    return "–" if x is None else f"{x:.{nd}f}"
 
 
 def _item_record(item: Item | None, item_id: str, cat: tuple[Any, str], images: _Images) -> dict[str, Any]:
@@ -190,29 +186,6 @@ def browser_data(
     return {"items": list(all_items.values()), "models": per_model, "outcomes": OUTCOMES}
 
 
-def _leader_csv(rows: Sequence[LeaderRow]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["model", "category", "n_paired", "und_n", "gen_n", "unsupported", "failed", "succ", "und",
-                "gen", "p_both", "p_und_only", "p_gen_only", "p_neither", "consistency", "gap",
-                "gap_fragility"])  # fmt: skip
-    for r in rows:
-        w.writerow([r.model, r.category, r.n_paired, r.und_n, r.gen_n, r.unsupported, r.failed, r.succ, r.und,
-                    r.gen, *r.joint, r.consistency, r.gap, r.gap_fragility])  # fmt: skip
-    return buf.getvalue()
-
-
-def _mirt_csv(result: ScoreResult) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["model", "group", "theta_und", "theta_gen", "gap", "se", "ci_low", "ci_high", "n10", "n01",
-                "p_nogap", "p_adjusted"])  # fmt: skip
-    for e in result.mirt.estimates if result.mirt else []:
-        w.writerow([e.model, e.group, e.theta_und, e.theta_gen, e.gap, e.se, e.ci_low, e.ci_high,
-                    e.n10, e.n01, e.p_nogap, e.p_adjusted])  # fmt: skip
-    return buf.getvalue()
-
-
 def _heatmap_rows(result: ScoreResult) -> tuple[dict[str, dict[str, float | None]], str]:
     if result.mirt is not None and any(e.group != "Overall" for e in result.mirt.estimates):
         rows: dict[str, dict[str, float | None]] = {}
@@ -292,17 +265,19 @@ def write_site(
         drawn.append(figures.abilities(result.mirt, figs))
     heat_rows, heat_what = _heatmap_rows(result)
     drawn.append(figures.gap_heatmap(heat_rows, figs, heat_what))
-    shown = []
+    copied = []
     for chart in extra_charts:
         for twin in (chart, chart.with_suffix(".png")):
             if twin.is_file():
                 shutil.copyfile(twin, figs / twin.name)
-        shown.append(chart.name)
-    charts = shown + [d for d in drawn if d]
+        copied.append(chart.name)
+    charts = copied + [d for d in drawn if d]
 
-    tables = [out / "tables" / "leaderboard.csv", out / "tables" / "mirt_gap.csv"]
-    tables[0].write_text(_leader_csv(result.leaderboard))
-    tables[1].write_text(_mirt_csv(result))
+    shown = score_tables(result)
+    tables = []
+    for table in shown:
+        tables.append(out / "tables" / f"{table.name}.csv")
+        tables[-1].write_text(to_csv(table), encoding="utf-8")
     summary = out / "summary.md"
     summary.write_text(summary_md)
 
@@ -310,11 +285,9 @@ def write_site(
     context = {
         "title": " vs ".join(names[:4]) + (" and more" if len(names) > 4 else ""),
         "suites": sorted({r.manifest.spec.suite_name for r in runs}),
-        "rows": result.leaderboard,
-        "fmt": _fmt,
-        "mirt": result.mirt,
-        "platform": result.platform,
+        "tables": shown,
         "notes": result.notes,
+        **HTML_HELPERS,
         "charts": charts,
         "outcomes": OUTCOMES,
     }

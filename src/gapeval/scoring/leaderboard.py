@@ -34,6 +34,9 @@ class LeaderRow(BaseModel):
         gap, gap_fragility: The paper-compatible Gap Score and its largest change under 1e-6 noise.
         consistency: Share of paired items whose directions agree. joint: ``[p11, p10, p01, p00]``.
         judges: The judge ids, by precedence, each with its protocol.
+        caveats: Why the Gap must not be read at face value: ``boundary`` (a direction was answered
+            all right or all wrong, here or, for Overall, in a category: the fit's bounds set the
+            Gap, not the data), ``fragile`` (its change under 1e-6 input noise exceeds its size).
 
     """
 
@@ -53,13 +56,28 @@ class LeaderRow(BaseModel):
     consistency: float | None
     joint: list[float]
     judges: str = ""
+    caveats: list[str] = []
 
 
 def _pct(x: float | None) -> float | None:
     return None if x is None else round(100 * x, 2)
 
 
-def _row(run: RunScores, name: str, g: GroupScore, gap: float | None, frag: float | None) -> LeaderRow:
+def caveats(g: GroupScore, gap: float | None, frag: float | None, *, inherited: bool = False) -> list[str]:
+    """Why a Gap Score must not be read at face value (see :class:`LeaderRow`); none without a Gap."""
+    if gap is None:
+        return []
+    p11, p10, p01, _ = g.joint.shares()  # the shares the fit sees: items decided both ways
+    extreme = any(min(x, 1 - x) < 1e-9 for x in (p11 + p10, p11 + p01))
+    out = ["boundary"] if extreme or inherited else []
+    if frag is not None and frag > abs(gap):
+        out.append("fragile")
+    return out
+
+
+def _row(
+    run: RunScores, name: str, g: GroupScore, gap: float | None, frag: float | None, inherited: bool = False
+) -> LeaderRow:
     return LeaderRow(
         model=run.model,
         run=run.run,
@@ -77,6 +95,7 @@ def _row(run: RunScores, name: str, g: GroupScore, gap: float | None, frag: floa
         consistency=_pct(g.consistency),
         joint=[round(x, 6) for x in g.joint.shares()],
         judges=", ".join(f"{j} ({run.protocols[j]})" if run.protocols.get(j) else j for j in run.judges),
+        caveats=caveats(g, gap, frag, inherited=inherited),
     )
 
 
@@ -129,5 +148,7 @@ def leaderboard(
                 cat_frag = fr[k] if fr is not None else None
                 k += 1
             rows.append(_row(run, name, g, cat_gap, cat_frag))
-        rows.append(_row(run, "Overall", run.overall, res.gap_mean if res else None, frag_mean[i]))
+        # The Overall Gap is the mean of the categories': one set by the bounds sets it too.
+        inherited = any("boundary" in r.caveats for r in rows if r.run == run.run and r.model == run.model)
+        rows.append(_row(run, "Overall", run.overall, res.gap_mean if res else None, frag_mean[i], inherited))
     return rows

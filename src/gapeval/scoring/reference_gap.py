@@ -81,7 +81,8 @@ def validate_rows(rows: Any, where: str = "rows") -> list[list[float]]:
     return out
 
 
-def _torch() -> Any:
+def require_torch() -> Any:
+    """torch, or one clear line naming the extra that brings it."""
     try:
         import torch
     except ImportError as exc:
@@ -120,7 +121,7 @@ def reference_gap(
         lr: AdamW learning rate.
 
     """
-    torch = _torch()
+    torch = require_torch()
     import torch.nn.functional as F
 
     table, co_success, co_fail = _margins(rows)
@@ -195,7 +196,7 @@ def fit_batch(
     """
     if not tables:
         return []
-    torch = _torch()
+    torch = require_torch()
     import torch.nn.functional as F
 
     margins = [_margins(rows) for rows in tables]

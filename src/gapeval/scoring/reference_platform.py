@@ -50,6 +50,10 @@ class PlatformCheck(BaseModel):
         """True when every case matches the published output to its printed precision."""
         return not self.differing
 
+    def describe(self) -> str:
+        """One line: whether this machine's paper-compatible numbers are the authors' own."""
+        return describe(self)
+
     @property
     def max_abs_diff(self) -> float:
         """The largest difference over all cases (0 when the machine reproduces them)."""

@@ -1,0 +1,5 @@
+"""``python -m gapeval.cli``."""
+
+from gapeval.cli import main
+
+main()
