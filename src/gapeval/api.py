@@ -47,8 +47,9 @@ from gapeval.pipeline import (
 if TYPE_CHECKING:
     from gapeval.experiments.curve import CurveResult
     from gapeval.experiments.knowledge import KnowledgeResult
-    from gapeval.judges.agreement import Agreement
+    from gapeval.judges.agreement import Agreement, Reliability
     from gapeval.scoring.correlate import Correlation
+    from gapeval.scoring.judge_error import Audit
     from gapeval.scoring.reference_gap import Fragility, ReferenceGap
     from gapeval.scoring.reference_platform import PlatformCheck
     from gapeval.suites.base import Suite
@@ -56,12 +57,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AgreementResult",
+    "AuditResult",
     "DemoResult",
     "EvaluateResult",
     "ReferenceGapResult",
     "RunResult",
     "ScoreResult",
     "agreement",
+    "audit",
     "correlate",
     "curve",
     "default_run_dir",
@@ -194,41 +197,141 @@ def reference_gap(
 
 
 @dataclass
-class AgreementResult:
-    """A judge's agreement with people's labels or with another judge on one run.
+class AuditResult:
+    """What :func:`audit` measured, and the file it wrote (``gapeval score --judge-audit FILE`` reads it).
 
     Attributes:
-        judge: The judge id evaluated.
-        other: The labels file or the second judge id.
-        agreement: Accuracy, Cohen's kappa, Pearson r, the confusion matrix and per-category figures.
+        audit: Per direction and category, the judge against the truth, and the bias tests.
+        path: The audit file.
+        unmatched: Labels that name no output of the run (with labels; listed, never guessed).
 
     """
 
-    judge: str
-    other: str
-    agreement: Agreement
+    audit: Audit
+    path: Path
+    unmatched: int = 0
+
+
+def audit(
+    run_dir: str | Path,
+    *,
+    judge: str,
+    truth: str,
+    out: str | Path | None = None,
+    ci: float = 0.95,
+) -> AuditResult:
+    """How far ``judge`` can be trusted in each direction, against the truth on the same outputs.
+
+    Args:
+        run_dir: A run (or bundle) the judge has judged.
+        judge: The judge id to audit (``openai:gpt-5-mini`` matches the id the run recorded).
+        truth: An exact judge that has judged the run too (``scene`` on the built-in world), or a CSV of
+            people's labels: item_id, direction (und/gen), sample, label (pass/fail, 1/0, ...).
+        out: The audit file (default ``RUN/audits/JUDGE-vs-TRUTH.json``).
+        ci: The level of every interval.
+
+    """
+    from gapeval.files import output_file
+    from gapeval.judges.agreement import read_output_labels
+    from gapeval.scoring import judge_error
+
+    (records,) = read_runs([run_dir])
+    path = Path(records.path)
+    judge_id = resolve_judges(records.manifest, [judge])[0]
+    if not any(v.judge_id == judge_id for v in records.verdicts):
+        raise GapevalError(f"judge {judge_id!r} has not judged this run (gapeval judge RUN -j {judge})",
+                           file=path, field="--judge")  # fmt: skip
+    unmatched = 0
+    if Path(truth).suffix.lower() == ".csv" or Path(truth).is_file():
+        labels = read_output_labels(truth)
+        held = {(o.item_id, str(o.direction), o.sample) for o in records.outputs}
+        stray = [(k, where) for k, (_, where) in labels.items() if k not in held]
+        if len(stray) == len(labels):
+            (item, direction, sample), where = stray[0]
+            raise GapevalError(f"no label names an output of this run (first: {item!r} {direction} sample "
+                               f"{sample})", file=where, field="item_id")  # fmt: skip
+        unmatched = len(stray)
+        pairs = judge_error.label_pairs(records, judge_id, {k: v for k, (v, _) in labels.items()})
+        truth_name = str(truth)
+    else:
+        truth_name = resolve_judges(records.manifest, [truth])[0]
+        if not any(v.judge_id == truth_name for v in records.verdicts):
+            raise GapevalError(f"judge {truth_name!r} has not judged this run (gapeval judge RUN -j {truth})",
+                               file=path, field="--truth")  # fmt: skip
+        pairs = judge_error.judge_pairs(records, judge_id, truth_name)
+    if not pairs:
+        raise GapevalError(f"no output is decided both by {judge_id} and by {truth_name}", file=path,
+                           field="--truth")  # fmt: skip
+    result = judge_error.audit(pairs, run=str(path), judge=judge_id, truth=truth_name, ci=ci)
+    target = (
+        Path(out)
+        if out is not None
+        else path / "audits" / f"{slug(judge_id)}-vs-{slug(Path(truth_name).name)}.json"
+    )
+    output_file(target).write_text(result.model_dump_json(indent=2), encoding="utf-8")
+    return AuditResult(result, target, unmatched)
+
+
+@dataclass
+class AgreementResult:
+    """Agreement among judges (and people's labels) on one run.
+
+    Attributes:
+        raters: The judge ids (and the labels file), in the order given.
+        reliability: Every pair per direction (accuracy, kappa, Pearson's r) and Krippendorff's alpha.
+        agreement: With exactly two raters, the first against the second in detail: confusion matrix
+            and per category.
+
+    """
+
+    raters: list[str]
+    reliability: Reliability
+    agreement: Agreement | None
+
+    @property
+    def judge(self) -> str:
+        """The first rater."""
+        return self.raters[0]
+
+    @property
+    def other(self) -> str:
+        """The second rater."""
+        return self.raters[1]
 
 
 def agreement(
     run_dir: str | Path,
     *,
-    judge: str = "rules",
+    judges: Sequence[str] = ("rules",),
     labels: str | Path | None = None,
     versus: str | None = None,
 ) -> AgreementResult:
-    """How often a judge agrees with people's labels (``labels`` CSV) or with another judge (``versus``)."""
+    """How far judges agree with each other and with people's labels, per direction, in the paper's terms.
+
+    Args:
+        run_dir: A run the judges have judged.
+        judges: Judge ids (``openai:gpt-5-mini`` matches the id the run recorded).
+        labels: People's labels (CSV: item_id, direction, label), as one more rater.
+        versus: One more judge id (the older spelling of a second ``judges`` entry).
+
+    """
     from gapeval.judges.agreement import agreement as agree
-    from gapeval.judges.agreement import judge_labels, read_labels
+    from gapeval.judges.agreement import judge_labels, read_labels, reliability
     from gapeval.store import RunStore
 
-    if labels is None and versus is None:
-        raise GapevalError("give --labels CSV or --vs JUDGE", field="--labels")
     with RunStore.open(resolve_run(run_dir)) as store:
-        ours = judge_labels(store, judge)
-        theirs = read_labels(labels) if labels is not None else judge_labels(store, str(versus))
+        names = resolve_judges(store.manifest(), [*judges, *([versus] if versus else [])])
+        scores = {name: judge_labels(store, name) for name in dict.fromkeys(names)}
         cats = {k: c.value for k, (c, _) in store.items().items()}
-    other = str(labels) if labels is not None else str(versus)
-    return AgreementResult(judge, other, agree(ours, theirs, cats))
+    if labels is not None:
+        scores[str(labels)] = read_labels(labels)
+    raters = list(scores)
+    if len(raters) < 2:
+        raise GapevalError(
+            "give two raters or more: --judge twice, --vs JUDGE or --labels CSV", field="--labels"
+        )
+    detail = agree(scores[raters[0]], scores[raters[1]], cats) if len(raters) == 2 else None
+    return AgreementResult(raters, reliability(scores), detail)
 
 
 def platform_check(*, refresh: bool = False, workers: int = 2) -> PlatformCheck:

@@ -29,6 +29,7 @@ from gapeval.report.markdown import summary_markdown
 from gapeval.report.site import SitePaths, write_site
 from gapeval.scoring.gap_analysis import analyse
 from gapeval.scoring.joint import RunScores, item_scores, score_run
+from gapeval.scoring.judge_error import Audit, corrected_scores
 from gapeval.scoring.leaderboard import Coupling, leaderboard
 from gapeval.scoring.mirt import Responses
 from gapeval.scoring.responses import from_records, read_csv, unique_names, write_csv
@@ -368,7 +369,8 @@ def judge(
 def resolve_judges(manifest: RunManifest, given: Sequence[str] | None) -> list[str]:
     """Judge ids for scoring: the given ones, else the run's last judging chain.
 
-    A given ``openai:MODEL`` matches ``openai:MODEL[protocol]...``, the one used last.
+    A given ``openai:MODEL`` matches ``openai:MODEL[protocol]...``, and a family (``noisy``) its ids
+    (``noisy:und=...``): the one used last.
     """
     if not given:
         return list(manifest.judge_chain)
@@ -378,7 +380,7 @@ def resolve_judges(manifest: RunManifest, given: Sequence[str] | None) -> list[s
         if g in known:
             out.append(g)
             continue
-        prefixed = [k for k in known if k.startswith(g + "[") or k.startswith(g + "@")]
+        prefixed = [k for k in known if k.startswith((g + "[", g + "@", g + ":"))]
         out.append(prefixed[-1] if prefixed else g)
     return out
 
@@ -424,6 +426,7 @@ def score(
     workers: int = 2,
     keep_responses: bool = False,
     export: str | Path | None = None,
+    judge_audit: str | Path | Audit | None = None,
 ) -> ScoreResult:
     """Score runs from their stored verdicts: accuracies, joint tables, and the gap.
 
@@ -442,8 +445,17 @@ def score(
             with the MIRT gap.
         export: Also write the response tensor as a tidy CSV here (implies ``keep_responses``); never
             inside a run directory.
+        judge_audit: An audit of the judge deciding these runs (``gapeval audit``'s file, or the audit):
+            the scores are also given corrected for its error per direction (``result.corrected``).
 
     """
+    audit = (
+        _read_audit(judge_audit)
+        if judge_audit is not None and not isinstance(judge_audit, Audit)
+        else judge_audit
+    )
+    if audit is not None:
+        keep_responses = True
     if export is not None:
         keep_responses = True
         for r in runs:
@@ -523,8 +535,38 @@ def score(
         if data is None or not data.models:
             raise GapevalError("nothing to export: no decided responses", field="--export")
         write_csv(data, export)
+    corrected = []
+    if audit is not None and data is not None:
+        deciders = {s.judges[0] for s in scored if s.judges}
+        if audit.judge not in {j for s in scored for j in s.judges} and responses is None:
+            raise GapevalError(f"the audit is of judge {audit.judge!r}, which decides none of these scores "
+                               f"(they are decided by {', '.join(sorted(deciders)) or 'nobody'})",
+                               file=judge_audit if not isinstance(judge_audit, Audit) else None,
+                               field="judge")  # fmt: skip
+        others = ", ".join(sorted(deciders - {audit.judge}))
+        if others:
+            notes.append(f"the audit is of {audit.judge}; some verdicts come from {others}, corrected "
+                         "with its rates all the same")  # fmt: skip
+        try:
+            corrected = corrected_scores(data, audit.counts(), n_boot=n_boot, ci=audit.ci)
+        except ValueError as exc:
+            raise GapevalError(str(exc), file=audit.run, field="judge_audit") from None
     platform = platform_note() if any(r.gap is not None for r in rows) else None
-    return ScoreResult(scored, rows, analysis, notes, platform, data)
+    return ScoreResult(scored, rows, analysis, notes, platform, data, corrected,
+                       audit.judge if audit is not None else None)  # fmt: skip
+
+
+def _read_audit(path: str | Path) -> Audit:
+    """An audit file written by ``gapeval audit``."""
+    from pydantic import ValidationError
+
+    from gapeval.files import read_json
+    from gapeval.specfile import validation_error
+
+    try:
+        return Audit.model_validate(read_json(Path(path)))
+    except ValidationError as exc:
+        raise validation_error(exc, path) from None
 
 
 def _fittable(data: Responses) -> tuple[Responses | None, list[str]]:
@@ -603,6 +645,7 @@ def report_site(
     extra_charts: Sequence[Path] = (),
     suite: Suite | None = None,
     kinds: Sequence[str] = (),
+    judge_audit: str | Path | None = None,
 ) -> SitePaths:
     """Write the HTML report of one or several runs (a static site; open ``index.html`` from disk).
 
@@ -617,6 +660,8 @@ def report_site(
             per distinct suite).
         kinds: Also write these per-run reports into each run directory (e.g. ``markdown``); listed
             in the result's ``reports``.
+        judge_audit: An audit of a judge (``gapeval audit``'s file): the report shows that judge's
+            scores, and beside them the scores corrected for its error.
 
     """
     if not runs:
@@ -628,7 +673,11 @@ def report_site(
     dirs = [resolve_run(r) for r in runs]
     target = Path(out) if out is not None else dirs[0] / "report"
     records = read_runs(dirs)
-    result = result or score(records, method="both", fragility_n=fragility_n, n_boot=n_boot)
+    audit = _read_audit(judge_audit) if judge_audit is not None else None
+    # With an audit, the scores shown are the audited judge's: the ones its correction applies to.
+    chosen = [audit.judge] if audit is not None else None
+    result = result or score(records, judges=chosen, method="both", fragility_n=fragility_n, n_boot=n_boot,
+                             judge_audit=audit)  # fmt: skip
     items: dict[str, Item] = {i.id: i for i in suite.items} if suite is not None else {}
     have = {suite.content_hash()} if suite is not None else set()
     for path, rec in zip(dirs, records, strict=True):
@@ -642,7 +691,7 @@ def report_site(
         have.add(rec.manifest.spec.suite_hash)
         for item in loaded.items:
             items.setdefault(item.id, item)
-    orders = [resolve_judges(r.manifest, None) for r in records]
+    orders = [resolve_judges(r.manifest, chosen) for r in records]
     reports: list[Path] = []
     for path in dirs if kinds else []:
         # One run's own report scores that run alone (a joint MIRT fit over several runs differs).

@@ -185,6 +185,12 @@ JUDGES = Registry(
             "exact judge of the built-in shapes world (answers by rule, images parsed into scenes)",
             example="scene",
         ),
+        "noisy": Entry(
+            "gapeval.judges.noisy:NoisyJudge",
+            "the scene judge made wrong at known rates per direction, to audit and correct: "
+            "noisy:und=SENS/FP,gen=SENS/FP[,seed=N]",
+            example="noisy:und=0.95/0.05,gen=0.8/0.15",
+        ),
         "openai": Entry(
             "gapeval.judges.vlm:VLMJudge",
             "a VLM through any OpenAI-compatible API: openai:MODEL (default gpt-5-mini), --base-url URL, "

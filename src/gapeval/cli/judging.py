@@ -17,7 +17,9 @@ from gapeval.cli.shell import (
     print_json,
     print_judge_stats,
     progress_bar,
+    say,
     show,
+    tell,
 )
 
 
@@ -88,21 +90,59 @@ def judge_cmd(
 def agreement_cmd(
     run_dir: Annotated[Path, typer.Argument(help="Run directory holding the judges' verdicts.")],
     labels: Annotated[Path | None, typer.Option(help="Human labels CSV: item_id, direction, label.")] = None,
-    judge: Annotated[str, typer.Option("--judge", "-j", help="Judge id to evaluate.")] = "rules",
-    versus: Annotated[
-        str | None, typer.Option("--vs", help="Second judge id (judge-vs-judge agreement).")
+    judge: Annotated[
+        list[str] | None, typer.Option("--judge", "-j", help="Judge id to compare (repeat for more).")
+    ] = None,
+    versus: Annotated[str | None, typer.Option("--vs", help="One more judge id.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Agreement among judges and people's labels: per pair and direction, kappa, Pearson r, and alpha."""
+    from gapeval import api
+    from gapeval.report.tables import agreement_table, reliability_table
+
+    def go() -> None:
+        res = api.agreement(run_dir, judges=judge or ["rules"], labels=labels, versus=versus)
+        rel = res.reliability
+        if as_json:
+            detail = res.agreement.model_dump() if res.agreement is not None else {}
+            print_json({**detail, "raters": rel.raters, "pairs": [p.model_dump() for p in rel.pairs],
+                        "alpha": rel.alpha, "units": rel.units})  # fmt: skip
+            return
+        show(reliability_table(rel))
+        if res.agreement is not None:
+            show(agreement_table(res.judge, res.other, res.agreement))
+
+    guard(go)
+
+
+@app.command("audit")
+def audit_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory (or bundle) the judge has judged.")],
+    judge: Annotated[str, typer.Option("--judge", "-j", help="Judge id to audit (e.g. openai:gpt-5-mini).")],
+    truth: Annotated[
+        str,
+        typer.Option(
+            help="The truth: an exact judge that judged the run (scene), or a labels CSV "
+            "(item_id, direction, sample, label)."
+        ),
+    ],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Audit file (default RUN/audits/JUDGE-vs-TRUTH.json).")
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Agreement of a judge with human labels (kappa, accuracy, confusion, per category) or another judge."""
+    """How far a judge can be trusted in each direction: sensitivity, specificity, kappa, and their bias."""
     from gapeval import api
-    from gapeval.report.tables import agreement_table
+    from gapeval.report.tables import audit_table
 
     def go() -> None:
-        res = api.agreement(run_dir, judge=judge, labels=labels, versus=versus)
+        res = api.audit(run_dir, judge=judge, truth=truth, out=out_file)
         if as_json:
-            print_json(res.agreement.model_dump())
+            print_json({"audit": res.audit.model_dump(), "file": str(res.path), "unmatched": res.unmatched})
             return
-        show(agreement_table(res.judge, res.other, res.agreement))
+        show(audit_table(res.audit))
+        if res.unmatched:
+            tell(f"note: {res.unmatched} labels name no output of this run and were left out")
+        say(f"wrote {res.path}; correct the scores with: gapeval score RUN --judge-audit {res.path}")
 
     guard(go)

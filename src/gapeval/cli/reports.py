@@ -24,6 +24,10 @@ def report_cmd(
     ] = None,
     fragility_n: FragilityOpt = 6,
     n_boot: BootOpt = 200,
+    judge_audit: Annotated[
+        Path | None,
+        typer.Option(help="An audit of the judge (gapeval audit): also show the corrected scores."),
+    ] = None,
 ) -> None:
     """Write the HTML report of runs from their stored verdicts (never re-runs or re-judges).
 
@@ -33,9 +37,8 @@ def report_cmd(
     from gapeval import api
 
     def go() -> None:
-        site = api.report_site(
-            run_dirs, out=out_dir, fragility_n=fragility_n, n_boot=n_boot, kinds=kind or ()
-        )
+        site = api.report_site(run_dirs, out=out_dir, fragility_n=fragility_n, n_boot=n_boot,
+                               kinds=kind or (), judge_audit=judge_audit)  # fmt: skip
         for path in site.reports:
             say(f"report: {path}")
         say(f"html report: {site.index}")

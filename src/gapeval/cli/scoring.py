@@ -35,6 +35,10 @@ def score_cmd(
         bool,
         typer.Option(help="Count outputs a model cannot produce (e.g. edits) as wrong, not missing."),
     ] = False,
+    judge_audit: Annotated[
+        Path | None,
+        typer.Option(help="An audit of the judge (gapeval audit): also show the corrected scores."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Score runs from their stored verdicts: accuracies, joint tables, and the gap."""
@@ -55,6 +59,7 @@ def score_cmd(
             responses=responses,
             unsupported_as_wrong=unsupported_as_wrong,
             export=export,
+            judge_audit=judge_audit,
         )
         tables = score_tables(result, coupling=coupling)
         if as_json or fmt == "json":

@@ -1,7 +1,11 @@
-"""Agreement of a judge with people, or with another judge: accuracy, Cohen's kappa, confusion, Pearson r.
+"""Agreement of a judge with people, or among judges: accuracy, Cohen's kappa, confusion, Pearson r, alpha.
 
 This is how a user decides whether a cheaper (local) judge can replace an API judge: label a sample of
-outputs by hand, judge them with both, and compare.
+outputs by hand, judge them with both, and compare. In the paper's terms: Pearson's r over the verdicts
+of two judges (the paper reports r = 0.9656 between its two judges), Cohen's kappa per pair, and
+Krippendorff's alpha (nominal) over any number of judges, per direction: agreement that holds overall can
+hide a direction in which the judges part. Agreement is not truth: two judges sharing a bias agree on
+it; ``gapeval audit`` measures each judge against the truth instead.
 """
 
 from __future__ import annotations
@@ -71,6 +75,39 @@ def read_labels(path: str | Path) -> dict[Key, float]:
     return out
 
 
+#: An output people labelled: (item id, direction, sample).
+OutputKey = tuple[str, str, int]
+
+
+def read_output_labels(path: str | Path) -> dict[OutputKey, tuple[bool, str]]:
+    """People's labels of single outputs: CSV with item_id, direction (und/gen), sample, label.
+
+    Returns:
+        Per (item id, direction, sample): whether the output is right, and the ``FILE:LINE`` it came from.
+
+    Raises:
+        GapevalError: A malformed file, value or repeated output, in one line naming file, line and column.
+
+    """
+    out: dict[OutputKey, tuple[bool, str]] = {}
+    _, rows = read_table(path, ("item_id", "direction", "sample", "label"))
+    labels = {**dict.fromkeys(_TRUE, True), **dict.fromkeys(_FALSE, False)}
+    for row in rows:
+        sample = row.number("sample", low=0, high=10_000)
+        if sample is None or sample != int(sample):
+            raise GapevalError(f"not a sample number: {row.text('sample')!r}", file=row.where, field="sample")
+        key = (
+            row.text("item_id"),
+            row.choice("direction", {d.value: d.value for d in Direction}),
+            int(sample),
+        )
+        if key in out:
+            raise GapevalError(f"output {key[0]!r} ({key[1]}, sample {key[2]}) is labelled twice",
+                               file=row.where, field="item_id")  # fmt: skip
+        out[key] = (row.choice("label", labels), row.where)
+    return out
+
+
 def _kappa(a: np.ndarray, b: np.ndarray) -> float | None:
     po = float(np.mean(a == b))
     pe = float(np.mean(a) * np.mean(b) + np.mean(~a) * np.mean(~b))
@@ -107,3 +144,101 @@ def agreement(ours: dict[Key, float], theirs: dict[Key, float], categories: dict
         confusion=conf,
         per_category=per,
     )
+
+
+def krippendorff_alpha(ratings: np.ndarray) -> float | None:
+    """Krippendorff's alpha for nominal data: raters x units, a category code or NaN (not rated).
+
+    Units rated by fewer than two raters carry no information and are left out. None when fewer than two
+    pairable values remain or every value is the same (no disagreement is possible).
+    """
+    values = np.asarray(ratings, dtype=float)
+    codes = np.unique(values[~np.isnan(values)])
+    index = {c: k for k, c in enumerate(codes)}
+    coincidence = np.zeros((len(codes), len(codes)))
+    for unit in values.T:
+        seen = unit[~np.isnan(unit)]
+        if len(seen) < 2:
+            continue
+        counts = np.zeros(len(codes))
+        for v in seen:
+            counts[index[v]] += 1
+        coincidence += (np.outer(counts, counts) - np.diag(counts)) / (len(seen) - 1)
+    n = coincidence.sum()
+    if n <= 1 or len(codes) < 2:
+        return None
+    marginals = coincidence.sum(axis=0)
+    observed = n - np.trace(coincidence)
+    expected = (n * n - (marginals**2).sum()) / (n - 1)
+    return None if expected == 0 else float(1 - observed / expected)
+
+
+class PairAgreement(BaseModel):
+    """Two raters on the outputs both decided, in one direction (or ``all``).
+
+    Attributes:
+        first, second: The raters (judge ids, or a labels file).
+        direction: ``all``, ``und`` or ``gen``.
+        n: Items both decided.
+        accuracy: Share of equal pass/fail verdicts.
+        kappa: Cohen's kappa (None when undefined).
+        pearson: Pearson's r over the verdicts' scores (None when either side is constant).
+
+    """
+
+    first: str
+    second: str
+    direction: str
+    n: int
+    accuracy: float | None
+    kappa: float | None
+    pearson: float | None
+
+
+class Reliability(BaseModel):
+    """Agreement among several raters, pair by pair and all together.
+
+    Attributes:
+        raters: The raters.
+        pairs: Every pair, in every direction.
+        alpha: Krippendorff's alpha (nominal, pass/fail) over all raters: ``all``, ``und``, ``gen``.
+        units: Items rated by two raters or more, per direction key.
+
+    """
+
+    raters: list[str]
+    pairs: list[PairAgreement]
+    alpha: dict[str, float | None]
+    units: dict[str, int]
+
+
+def _pair(a: str, b: str, direction: str, x: np.ndarray, y: np.ndarray) -> PairAgreement:
+    pa, pb = x >= 0.5, y >= 0.5
+    varied = len(x) > 1 and x.std() > 0 and y.std() > 0
+    return PairAgreement(first=a, second=b, direction=direction, n=len(x),
+                         accuracy=float(np.mean(pa == pb)) if len(x) else None,
+                         kappa=_kappa(pa, pb) if len(x) else None,
+                         pearson=float(np.corrcoef(x, y)[0, 1]) if varied else None)  # fmt: skip
+
+
+def reliability(scores: dict[str, dict[Key, float]]) -> Reliability:
+    """Pairwise agreement and Krippendorff's alpha of raters' scores per (item, direction)."""
+    raters = list(scores)
+    pairs: list[PairAgreement] = []
+    alpha: dict[str, float | None] = {}
+    units: dict[str, int] = {}
+    for direction in ("all", "und", "gen"):
+        keep = {r: {k: v for k, v in scores[r].items() if direction in ("all", k[1])} for r in raters}
+        for i, a in enumerate(raters):
+            for b in raters[i + 1 :]:
+                shared = sorted(set(keep[a]) & set(keep[b]))
+                x, y = (np.array([keep[r][k] for k in shared]) for r in (a, b))
+                pairs.append(_pair(a, b, direction, x, y))
+        keys = sorted(set().union(*(keep[r] for r in raters)))
+        table = np.array(
+            [[float(keep[r][k] >= 0.5) if k in keep[r] else np.nan for k in keys] for r in raters]
+        )
+        rated = int(np.sum(np.sum(~np.isnan(table), axis=0) >= 2)) if keys else 0
+        alpha[direction] = krippendorff_alpha(table) if rated else None
+        units[direction] = rated
+    return Reliability(raters=raters, pairs=pairs, alpha=alpha, units=units)

@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field
 
 if TYPE_CHECKING:
-    from gapeval.judges.agreement import Agreement
+    from gapeval.judges.agreement import Agreement, Reliability
     from gapeval.scoring.correlate import Correlation
     from gapeval.scoring.gap_analysis import GapAnalysis
     from gapeval.scoring.joint import RunScores
+    from gapeval.scoring.judge_error import Audit, Corrected
     from gapeval.scoring.leaderboard import LeaderRow
     from gapeval.scoring.reference_gap import Fragility, ReferenceGap
     from gapeval.scoring.result import ScoreResult
@@ -254,7 +255,7 @@ def leaderboard_table(
     out = []
     for r, section in zip(rows, sections(r.model for r in rows), strict=True):
         values = r.model_dump(exclude={"joint", "run", "caveats"})
-        values.update(zip(("p_both", "p_und_only", "p_gen_only", "p_neither"), r.joint, strict=True))
+        values.update(zip((f"p_{k}" for k in JOINT), r.joint, strict=True))
         out.append(Row(values=values, caveats=list(r.caveats), section=section))
     if coupling == "models":
         title += " (models-coupled Gap, the appendix reading)"
@@ -361,7 +362,113 @@ def score_tables(
         )
     if result.mirt is not None:
         out.append(mirt_table(result.mirt))
+    if result.corrected:
+        out.append(corrected_table(result.corrected, judge=result.audit_judge or "the judge"))
     return out
+
+
+def audit_table(audit: Audit) -> Table:
+    """A judge against the truth per direction and category, with the test of equal error both ways."""
+    level = f"{round(100 * audit.ci)}%"
+    columns = [
+        Column(key="direction", title="direction", kind="text"),
+        Column(key="category", title="category", kind="text"),
+        Column(key="n", title="n", kind="int", help="outputs both decided"),
+        Column(key="tp", title="TP", kind="int", help="truly right, passed"),
+        Column(key="fn", title="FN", kind="int", help="truly right, failed"),
+        Column(key="fp", title="FP", kind="int", help="truly wrong, passed"),
+        Column(key="tn", title="TN", kind="int", help="truly wrong, failed"),
+        Column(key="sensitivity", title="sensitivity", digits=3, help="passed among the truly right"),
+        Column(key="sensitivity_ci", title=f"{level} CI", kind="interval", digits=3),
+        Column(key="specificity", title="specificity", digits=3, help="failed among the truly wrong"),
+        Column(key="specificity_ci", title=f"{level} CI ", kind="interval", digits=3),
+        Column(key="accuracy", title="accuracy", digits=3),
+        Column(key="kappa", title="kappa", digits=3, help="Cohen's kappa with the truth"),
+        Column(key="kappa_ci", title=f"{level} CI  ", kind="interval", digits=3, terminal=False),
+    ]
+    rows = []
+    for r, section in zip(audit.rows, sections(r.direction for r in audit.rows), strict=True):
+        values: dict[str, Any] = {"direction": r.direction, "category": r.category, "n": r.n, "tp": r.tp,
+                                  "fn": r.fn, "fp": r.fp, "tn": r.tn, "accuracy": r.accuracy.value,
+                                  "kappa": r.kappa}  # fmt: skip
+        for name in ("sensitivity", "specificity"):
+            rate = getattr(r, name)
+            values[name] = rate.value
+            values[f"{name}_ci"] = (rate.low, rate.high) if rate.low is not None else None
+        values["kappa_ci"] = (r.kappa_low, r.kappa_high) if r.kappa_low is not None else None
+        rows.append(Row(values=values, section=section))
+    notes = []
+    for b in audit.bias:
+        if b.difference is None:
+            notes.append(f"{b.rate}: not measured in both directions")
+            continue
+        reads = "the judge errs differently in the two directions" if b.p is not None and b.p < 0.05 else (
+            "no evidence that it differs between the directions")  # fmt: skip
+        notes.append(f"{b.rate}: und {b.und:.3f} vs gen {b.gen:.3f}, difference {b.difference:+.3f} "
+                     f"[{b.low:+.3f}, {b.high:+.3f}], p = {b.p:.3g}: {reads}")  # fmt: skip
+    return Table(
+        name="audit",
+        title=f"Audit of {audit.judge} against {audit.truth}",
+        columns=columns,
+        rows=rows,
+        caption="A truly right output is a positive. Sensitivity and specificity with Wilson intervals, "
+        "kappa with a bootstrap interval; the difference between the directions with Newcombe's interval and "
+        "Fisher's exact test. A judge that misses right images more often than right answers shows a gap "
+        "the model does not have: gapeval score --judge-audit FILE corrects for it.",
+        notes=notes,
+    )
+
+
+#: The joint outcomes, in the order of every joint table.
+JOINT = ("both", "und_only", "gen_only", "neither")
+
+CORRECTION_CAVEATS = {
+    "clipped": Caveat(
+        code="clipped",
+        mark="‡",
+        note="the correction left [0, 1] and was clipped: the judge errs more than the audit says here, or "
+        "the audit is too small",
+    ),
+}
+
+
+def corrected_table(corrected: Sequence[Corrected], *, judge: str) -> Table:
+    """Per model, the scores as the judge gave them and corrected for its audited error."""
+    columns = [
+        Column(key="model", title="model", kind="text"),
+        Column(key="und_raw", title="Und", scale=100, help="as judged"),
+        Column(key="und", title="Und corrected", scale=100),
+        Column(key="gen_raw", title="Gen", scale=100, help="as judged"),
+        Column(key="gen", title="Gen corrected", scale=100),
+        Column(key="gap_raw", title="gap", digits=3, signed=True, help="the identified gap as judged"),
+        Column(key="gap", title="gap corrected", digits=3, signed=True),
+        Column(
+            key="ci", title="interval", kind="interval", digits=2, signed=True, help="questions and audit"
+        ),
+        *(Column(key=f"p_{k}", title=k.replace("_", " "), scale=100, terminal=False) for k in JOINT),
+    ]
+    rows = []
+    for c in corrected:
+        values: dict[str, Any] = c.model_dump(
+            include={"model", "und_raw", "und", "gen_raw", "gen", "gap_raw", "gap"}
+        )
+        values["ci"] = (c.low, c.high) if c.low is not None else None
+        values.update(zip((f"p_{k}" for k in JOINT), c.joint, strict=True))
+        flagged = c.und_flag or c.gen_flag or c.joint_flag
+        rows.append(Row(values=values, caveats=["clipped"] if flagged else []))
+    boots = corrected[0].n_boot if corrected else 0
+    return Table(
+        name="corrected",
+        title=f"Corrected for the audited error of {judge}",
+        columns=columns,
+        rows=rows,
+        caption="x100 for accuracies. Und/Gen corrected: Rogan-Gladen with the audit's sensitivity and "
+        "specificity per direction; gap corrected: the identified gap with a misclassification layer, its "
+        f"interval a percentile bootstrap over {boots} resamples of questions and audit together; "
+        "both..neither: the joint shares corrected.",
+        caveats=CORRECTION_CAVEATS,
+        marked={"clipped": ["und", "gen", "p_both", "p_und_only", "p_gen_only", "p_neither"]},
+    )
 
 
 def joint_table(scores: RunScores) -> Table:
@@ -445,6 +552,35 @@ def correlation_table(results: Sequence[Correlation]) -> Table:
     rows = [Row(values=r.model_dump()) for r in results]
     return Table(name="correlation", title="Gap vs external scores", columns=columns, rows=rows,
                  caption="CIs: percentile bootstrap over models.")  # fmt: skip
+
+
+def reliability_table(res: Reliability) -> Table:
+    """Agreement among raters, pair by pair per direction, with Krippendorff's alpha over all of them."""
+    columns = [
+        Column(key="pair", title="pair", kind="text"),
+        Column(key="direction", title="direction", kind="text"),
+        Column(key="n", title="n", kind="int", help="items both decided"),
+        Column(key="accuracy", title="agree", digits=3, help="share of equal pass/fail verdicts"),
+        Column(key="kappa", title="kappa", digits=3, help="Cohen's kappa"),
+        Column(key="pearson", title="Pearson r", digits=4, help="over the verdicts' scores, as the paper"),
+    ]
+    order = {r: k for k, r in enumerate(res.raters)}
+    pairs = sorted(res.pairs, key=lambda p: (order[p.first], order[p.second]))  # stable: all, und, gen
+    starts = sections((p.first, p.second) for p in pairs)
+    rows = [Row(values={**p.model_dump(), "pair": f"{p.first} vs {p.second}"}, section=section)
+            for p, section in zip(pairs, starts, strict=True)]  # fmt: skip
+    alpha = ", ".join(
+        f"{d} {res.alpha[d]:.3f} ({res.units[d]} items)" if res.alpha[d] is not None else f"{d} –"
+        for d in ("all", "und", "gen")
+    )
+    return Table(
+        name="reliability",
+        title=f"Agreement among {len(res.raters)} raters",
+        columns=columns,
+        rows=rows,
+        caption="Per pair, on the items both decided (a score of 0.5 or more passes).",
+        notes=[f"Krippendorff's alpha (nominal) over all raters: {alpha}"],
+    )
 
 
 def agreement_table(judge: str, other: str, res: Agreement) -> Table:

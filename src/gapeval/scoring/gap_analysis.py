@@ -99,7 +99,8 @@ def holm(p: list[float]) -> list[float]:
 _BLAS_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def _resample_weights(n_items: int, strata: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+def resample_weights(n_items: int, strata: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap counts of questions, drawn within each stratum (category)."""
     w = np.zeros(n_items)
     for idx in strata:
         np.add.at(w, rng.choice(idx, size=len(idx), replace=True), 1.0)
@@ -111,7 +112,7 @@ def _boot_job(args: tuple[np.ndarray, MirtFit, list[np.ndarray], int, int]) -> t
     rng = np.random.default_rng(seed)
     gaps, fallback = [], 0
     for _ in range(n):
-        w = _resample_weights(y.shape[1], strata, rng)
+        w = resample_weights(y.shape[1], strata, rng)
         x, ok = refit_newton(y, base, w)
         if ok:
             m = y.shape[0]

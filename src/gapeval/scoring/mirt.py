@@ -123,9 +123,16 @@ class _Objective:
     """Negative marginal log-likelihood and its gradient for one data set (with question weights)."""
 
     def __init__(
-        self, y: np.ndarray, structure: Structure, q: int = 41, weights: np.ndarray | None = None
+        self,
+        y: np.ndarray,
+        structure: Structure,
+        q: int = 41,
+        weights: np.ndarray | None = None,
+        misclass: np.ndarray | None = None,
     ) -> None:
         obs = ~np.isnan(y)
+        # Per direction (sensitivity, false-pass rate) of the judge behind y; None: y is the truth.
+        self.misclass = None if misclass is None else np.asarray(misclass, dtype=np.float64).reshape(2, 2)
         self.structure = structure
         self.m: int = int(y.shape[0])
         # Per direction: (J, M) matrices of y*observed and (1-y)*observed.
@@ -153,7 +160,8 @@ class _Objective:
         for d in range(2):
             lin = theta[:, d, None] + sd[d] * z[None, :]  # (M, Q)
             eta.append(lin)
-            loga.append(self.pos[d] @ log_expit(lin) + self.neg[d] @ log_expit(-lin))  # (J, Q)
+            log_pass, log_fail, _, _ = self.link(d, lin)
+            loga.append(self.pos[d] @ log_pass + self.neg[d] @ log_fail)  # (J, Q)
         if self.structure == "shared":
             logw = -0.5 * z**2
             logw -= np.log(np.exp(logw - logw.max()).sum()) + logw.max()
@@ -188,6 +196,21 @@ class _Objective:
             e_post = ((a @ (wgrid * dlogw)) * b).sum(axis=1) / lik
         return _Posterior(theta, sd, rho, eta, ll_j, post_d, e_post)
 
+    def link(self, d: int, lin: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Log P(observed pass), log P(observed fail) and their derivatives in the linear predictor.
+
+        Without misclassification P(pass) is the logistic of the predictor; with it, a truly right
+        output passes with the judge's sensitivity and a truly wrong one with its false-pass rate:
+        ``P(pass) = fp + (sens - fp) * expit(lin)``.
+        """
+        sig = expit(lin)
+        if self.misclass is None:
+            return log_expit(lin), log_expit(-lin), 1.0 - sig, -sig
+        sens, fp = self.misclass[d]
+        slope = (sens - fp) * sig * (1.0 - sig)
+        p = np.clip(fp + (sens - fp) * sig, 1e-12, 1.0 - 1e-12)
+        return np.log(p), np.log1p(-p), slope / p, -slope / (1.0 - p)
+
     def __call__(self, x: np.ndarray) -> tuple[float, np.ndarray]:
         post = self._posterior(x)
         theta, sd, rho, eta, ll_j, post_d = post.theta, post.sd, post.rho, post.eta, post.ll_j, post.post_d
@@ -199,10 +222,10 @@ class _Objective:
         g_sd = np.zeros(2)
         for d in range(2):
             pw = post_d[d] * wts[:, None]  # (J, Q)
-            sig = expit(eta[d])  # (M, Q)
+            _, _, d_pass, d_fail = self.link(d, eta[d])  # (M, Q)
             resid_pos = self.pos[d].T @ pw  # (M, Q): sum_j w y P
-            resid_all = (self.pos[d] + self.neg[d]).T @ pw  # (M, Q): sum_j w obs P
-            r = resid_pos - sig * resid_all
+            resid_neg = self.neg[d].T @ pw  # (M, Q): sum_j w (1 - y) P
+            r = d_pass * resid_pos + d_fail * resid_neg
             g_theta[:, d] = r.sum(axis=1)
             g_sd[d] = float((r * z[None, :]).sum()) * sd[d]  # chain rule through log sd
         grad[: 2 * self.m] = -g_theta.reshape(-1) + theta.reshape(-1) / THETA_PRIOR_VAR
@@ -236,6 +259,7 @@ def fit(
     start: np.ndarray | None = None,
     gtol: float = 1e-8,
     with_se: bool = True,
+    misclass: np.ndarray | None = None,
 ) -> MirtFit:
     """Fit the paired-question Rasch model.
 
@@ -247,12 +271,15 @@ def fit(
         start: Starting parameters (warm start), e.g. ``MirtFit.params`` of a previous fit.
         gtol: Gradient tolerance of the optimiser.
         with_se: Compute standard errors from the observed information.
+        misclass: The judge's error per direction, ``[[sens_und, false_pass_und], [sens_gen,
+            false_pass_gen]]``: the abilities are then those of the true outcomes, which the judge
+            observed through these rates (see :mod:`gapeval.scoring.judge_error`).
 
     """
     y = data.y if isinstance(data, Responses) else np.asarray(data, dtype=np.float64)
     if structure is None:
         structure = "shared" if y.shape[0] == 1 else "correlated"
-    obj = _Objective(y, structure, q, weights)
+    obj = _Objective(y, structure, q, weights, misclass)
     x0 = obj.start() if start is None else np.asarray(start, dtype=np.float64)
     res = minimize(
         obj,
@@ -289,6 +316,7 @@ def refit_newton(
     tol: float = 1e-7,
     max_iter: int = 25,
     q: int = 41,
+    misclass: np.ndarray | None = None,
 ) -> tuple[np.ndarray, bool]:
     """Refit on reweighted questions by Newton steps preconditioned with the base fit's Hessian.
 
@@ -296,7 +324,7 @@ def refit_newton(
     linearly and fast; returns the parameters and whether the step size fell below ``tol``.
     """
     assert base.hessian is not None, "fit the base with with_se=True"
-    obj = _Objective(data, base.structure, q, weights)
+    obj = _Objective(data, base.structure, q, weights, misclass)
     # The pseudo-inverse takes no step along a flat direction (a spread sitting at its boundary).
     h_inv = np.linalg.pinv(base.hessian)
     x = base.params.copy()

@@ -7,6 +7,7 @@ from typing import Any
 
 from gapeval.scoring.gap_analysis import GapAnalysis
 from gapeval.scoring.joint import RunScores
+from gapeval.scoring.judge_error import Corrected
 from gapeval.scoring.leaderboard import LeaderRow
 from gapeval.scoring.mirt import Responses
 
@@ -22,6 +23,8 @@ class ScoreResult:
         notes: Things the reader must know (different items, a direction with no verdicts...).
         platform: Whether this machine's paper-compatible Gap is bit-for-bit the authors'.
         responses: The response tensor the MIRT gap was fitted on.
+        corrected: Per model, the scores corrected for the audited judge's error (with an audit).
+        audit_judge: The judge the audit was of.
 
     """
 
@@ -31,6 +34,8 @@ class ScoreResult:
     notes: list[str] = field(default_factory=list)
     platform: str | None = None
     responses: Responses | None = None
+    corrected: list[Corrected] = field(default_factory=list)
+    audit_judge: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able form."""
@@ -40,4 +45,6 @@ class ScoreResult:
             "mirt": self.mirt.model_dump() if self.mirt else None,
             "notes": self.notes,
             "platform": self.platform,
+            "corrected": [c.model_dump() for c in self.corrected],
+            "audit_judge": self.audit_judge,
         }
