@@ -367,17 +367,26 @@ def score_tables(
     return out
 
 
+#: The audit's counts: outputs both decided, and the confusion cells (a truly right output is a positive).
+CONFUSION = {
+    "n": "outputs both decided",
+    "tp": "truly right, passed",
+    "fn": "truly right, failed",
+    "fp": "truly wrong, passed",
+    "tn": "truly wrong, failed",
+}
+
+
 def audit_table(audit: Audit) -> Table:
     """A judge against the truth per direction and category, with the test of equal error both ways."""
     level = f"{round(100 * audit.ci)}%"
     columns = [
         Column(key="direction", title="direction", kind="text"),
         Column(key="category", title="category", kind="text"),
-        Column(key="n", title="n", kind="int", help="outputs both decided"),
-        Column(key="tp", title="TP", kind="int", help="truly right, passed"),
-        Column(key="fn", title="FN", kind="int", help="truly right, failed"),
-        Column(key="fp", title="FP", kind="int", help="truly wrong, passed"),
-        Column(key="tn", title="TN", kind="int", help="truly wrong, failed"),
+        *(
+            Column(key=key, title=key if key == "n" else key.upper(), kind="int", help=help)
+            for key, help in CONFUSION.items()
+        ),
         Column(key="sensitivity", title="sensitivity", digits=3, help="passed among the truly right"),
         Column(key="sensitivity_ci", title=f"{level} CI", kind="interval", digits=3),
         Column(key="specificity", title="specificity", digits=3, help="failed among the truly wrong"),
