@@ -20,6 +20,7 @@ from gapeval.errors import GapevalError
 from gapeval.files import read_table
 from gapeval.items import Direction
 from gapeval.records import VerdictStatus
+from gapeval.scoring.judge_error import cohen_kappa
 from gapeval.store import RunStore
 
 Key = tuple[str, str]
@@ -109,9 +110,8 @@ def read_output_labels(path: str | Path) -> dict[OutputKey, tuple[bool, str]]:
 
 
 def _kappa(a: np.ndarray, b: np.ndarray) -> float | None:
-    po = float(np.mean(a == b))
-    pe = float(np.mean(a) * np.mean(b) + np.mean(~a) * np.mean(~b))
-    return None if pe >= 1.0 else (po - pe) / (1 - pe)
+    """Cohen's kappa of two pass/fail verdict arrays (the audit's counts-based one)."""
+    return cohen_kappa(int(np.sum(a & b)), int(np.sum(a & ~b)), int(np.sum(~a & b)), int(np.sum(~a & ~b)))
 
 
 def agreement(ours: dict[Key, float], theirs: dict[Key, float], categories: dict[str, str]) -> Agreement:

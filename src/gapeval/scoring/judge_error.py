@@ -183,7 +183,8 @@ def newcombe(a: Rate, b: Rate) -> tuple[float | None, float | None, float | None
     return d, float(low), float(high)
 
 
-def _kappa(tp: float, fn: float, fp: float, tn: float) -> float | None:
+def cohen_kappa(tp: float, fn: float, fp: float, tn: float) -> float | None:
+    """Cohen's kappa of two pass/fail raters from their 2x2 counts (None when undefined)."""
     n = tp + fn + fp + tn
     if n == 0:
         return None
@@ -198,11 +199,11 @@ def _row(
     tp, fn = int(np.sum(truth & seen)), int(np.sum(truth & ~seen))
     fp, tn = int(np.sum(~truth & seen)), int(np.sum(~truth & ~seen))
     n = tp + fn + fp + tn
-    kappa = _kappa(tp, fn, fp, tn)
+    kappa = cohen_kappa(tp, fn, fp, tn)
     low = high = None
     if kappa is not None and n:
         draws = rng.multinomial(n, np.array([tp, fn, fp, tn]) / n, size=2000)
-        ks = np.array([k for k in (_kappa(*d) for d in draws) if k is not None])
+        ks = np.array([k for k in (cohen_kappa(*d) for d in draws) if k is not None])
         if len(ks):
             low, high = (float(x) for x in np.quantile(ks, [(1 - ci) / 2, (1 + ci) / 2]))
     return AuditRow(direction=direction, category=category, tp=tp, fn=fn, fp=fp, tn=tn,
