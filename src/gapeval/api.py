@@ -521,3 +521,15 @@ def fetch(name: str = "gapeval") -> Path:
     if name != "gapeval":
         raise GapevalError(f"unknown dataset {name!r}; available: gapeval", field="name")
     return download(data_home() / "gapeval")
+
+
+def import_authors_rubrics(repo: str | Path, out: str | Path = "authors-rubrics") -> Any:
+    """Convert the authors' judge templates of one's own checkout into a rubric directory.
+
+    The result (:class:`~gapeval.judges.authors.ImportReport`) says which files were written and which
+    templates their script names that the checkout lacks. Judge with ``rubrics=DIR`` (``--rubrics DIR``)
+    and ``protocol=paper`` to send the requests the authors' script sends.
+    """
+    from gapeval.judges.authors import import_authors
+
+    return import_authors(repo, out)

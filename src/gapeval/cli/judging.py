@@ -9,6 +9,7 @@ import typer
 
 from gapeval.cli.shell import (
     JsonOpt,
+    RubricsOpt,
     app,
     guard,
     judge_stats_json,
@@ -50,6 +51,7 @@ def judge_cmd(
     judge_opt: Annotated[
         list[str] | None, typer.Option("--judge-opt", help="Judge option KEY=VALUE.")
     ] = None,
+    rubrics: RubricsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Judge a run's stored outputs (never re-runs the model; cached verdicts are reused)."""
@@ -62,6 +64,7 @@ def judge_cmd(
             "api_key_env": api_key_env,
             "concurrency": concurrency,
             "samples": samples,
+            "rubrics": rubrics,
         }
         opts.update({k: str(v) for k, v in named.items() if v is not None})
         if two_turn:

@@ -11,6 +11,7 @@ from gapeval.cli.shell import (
     BootOpt,
     FragilityOpt,
     JsonOpt,
+    RubricsOpt,
     app,
     direction_bars,
     guard,
@@ -29,11 +30,15 @@ if TYPE_CHECKING:
     from gapeval.api import EvaluateResult, RunResult
 
 
-def _judge_options(given: list[str] | None, base_url: str | None) -> dict[str, str]:
-    """``--judge-opt`` plus ``--base-url``, its shorthand."""
+def _judge_options(
+    given: list[str] | None, base_url: str | None, rubrics: Path | None = None
+) -> dict[str, str]:
+    """``--judge-opt`` plus ``--base-url`` and ``--rubrics``, its shorthands."""
     opts = options(given, "--judge-opt")
     if base_url is not None:
         opts["base_url"] = base_url
+    if rubrics is not None:
+        opts["rubrics"] = str(rubrics)
     return opts
 
 
@@ -101,6 +106,7 @@ def run_cmd(
         str | None,
         typer.Option(help="OpenAI-compatible endpoint of a VLM judge (hosted, OpenRouter, vLLM)."),
     ] = None,
+    rubrics: RubricsOpt = None,
     executor: Annotated[
         str, typer.Option(help="Executor: local, or ray (pip install 'gapeval[ray]').")
     ] = "local",
@@ -144,7 +150,7 @@ def run_cmd(
                 samples_und=samples_und,
                 samples_gen=samples_gen,
                 judges=judge or None,
-                judge_options=_judge_options(judge_opt, base_url),
+                judge_options=_judge_options(judge_opt, base_url, rubrics),
                 model_options=options(model_opt),
                 batch_size=batch_size,
                 executor=executor,

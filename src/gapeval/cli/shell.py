@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
 import typer
@@ -47,6 +48,13 @@ out = Console(width=None if sys.stdout.isatty() else 160, markup=False)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160, markup=False)
 T = TypeVar("T")
 
+RubricsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="A rubric directory of your own for VLM judges (e.g. the authors' judge, made by "
+        "`gapeval rubrics import-authors`); replaces the built-in rubrics."
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 FragilityOpt = Annotated[int, typer.Option("--fragility", help="Perturbed refits for ±frag (0: off).")]
 BootOpt = Annotated[int, typer.Option("--boot", help="Bootstrap resamples for the MIRT CIs (0: off).")]
