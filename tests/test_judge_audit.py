@@ -238,3 +238,43 @@ def test_krippendorffs_own_example() -> None:
             [n, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, n], [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, n]]  # fmt: skip
     assert krippendorff_alpha(np.array(data)) == pytest.approx(0.743, abs=5e-4)
     assert krippendorff_alpha(np.array([[1, 1, 1], [1, 1, 1]])) is None  # no disagreement possible
+
+
+def test_a_labelling_sample_from_a_fresh_folder(judged, tmp_path, monkeypatch) -> None:
+    cli, _, run = judged
+    monkeypatch.chdir(run.parent)
+    code, out, err = invoke(cli, "audit", run.name, "--sample", "20", "-j", "noisy:und=0.95", "--seed", "4")
+    assert code == 2 and "has not judged this run" in err
+    code, out, err = invoke(cli, "audit", run.name, "--sample", "20", "-j", HARSH, "--seed", "4",
+                            "-o", str(tmp_path / "lab"))  # fmt: skip
+    assert code == 0, err
+    rows = list(csv.DictReader((tmp_path / "lab" / "sample.csv").open()))
+    # equal shares over the 8 strata (direction x category): 20 = 3 each, then one more in four
+    per = {}
+    for r in rows:
+        per[(r["direction"], r["category"])] = per.get((r["direction"], r["category"]), 0) + 1
+    assert len(rows) == 20 and sorted(per.values()) == [2, 2, 2, 2, 3, 3, 3, 3]
+    assert (tmp_path / "lab" / "index.html").is_file() and "labels for sens." in out
+    data = (tmp_path / "lab" / "data.js").read_text()
+    assert '"start": true' in data
+    # the same seed draws the same sample; a plan of 97 per rate at width 0.2 (95%)
+    res = api.label_sample(run, 20, judge=HARSH, seed=4, out=tmp_path / "again")
+    assert [tuple(x) for x in res.plan.sample] == [
+        (r["item_id"], r["direction"], int(r["sample"])) for r in rows
+    ]
+    assert res.plan.per_rate == 97
+    for bad, field in (
+        (["--sample", "0"], "--sample"),
+        (["--sample", "5", "--width", "1.5"], "--width"),
+        ([], "--truth"),
+    ):
+        code, _, err = invoke(cli, "audit", run.name, "-j", HARSH, *bad)
+        assert code == 2 and field in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_labels_of_another_model_are_refused_naming_the_column(judged, tmp_path) -> None:
+    cli, _, run = judged
+    labels = tmp_path / "labels.csv"
+    labels.write_text("item_id,direction,sample,label,model\nx,und,0,pass,someone-else\n")
+    code, _, err = invoke(cli, "audit", str(run), "-j", HARSH, "--truth", str(labels))
+    assert code == 2 and "labels.csv" in err and "model" in err and "someone-else" in err

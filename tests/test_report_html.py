@@ -153,3 +153,68 @@ def test_the_report_works_from_disk_in_a_browser(report, browser, tmp_path) -> N
     assert page.locator("h2").count() == 1 and "suite" in page.content()
     assert outside == []
     page.close()
+
+
+def test_people_label_in_the_report_and_the_audit_reads_their_export(browser, tmp_path) -> None:
+    """Label with the keyboard, reload (progress kept), export, then audit the judge on the file."""
+    run = tmp_path / "run"
+    api.run("shapes-v1-mini", "toy", out=run, samples_gen=1)
+    api.judge(run, ["noisy:und=0.9/0.1,gen=0.7/0.2,seed=3"])
+    sample = api.label_sample(run, 12, judge="noisy", seed=1)
+    assert len(sample.plan.sample) == 12 and sum(s.drawn for s in sample.plan.strata) == 12
+    with RunStore.open(run) as store:
+        verdicts = {(v.item_id, str(v.direction), v.sample, v.judge_id.split(":")[0]): v.passed
+                    for v in store.verdicts()}  # fmt: skip
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(sample.index.as_uri())
+    page.wait_for_function("window.gapevalReady === true")
+    # the sample report opens in labelling mode, on just the drawn outputs, the judges' verdicts hidden
+    assert page.text_content("#label-count") == "0 of 12 labelled"
+    assert not page.is_visible("details.verdict")
+    shown = page.eval_on_selector_all("[data-out]", "ns => ns.map(n => n.dataset.out.split('\\u0001'))")
+    assert sorted((i, d, int(k)) for _, i, d, k in shown) == sorted(sample.plan.sample)
+
+    def truth_of_current() -> tuple[tuple[str, str, int], bool]:
+        _, item, direction, k = page.get_attribute(".current", "data-out").split("\u0001")
+        return (item, direction, int(k)), verdicts[(item, direction, int(k), "scene")]
+
+    # a person labels the first six as the exact judge would (p pass / f fail), then closes the page
+    labelled = {}
+    for _ in range(6):
+        key, right = truth_of_current()
+        page.keyboard.press("p" if right else "f")
+        labelled[key] = right
+    page.reload()
+    page.wait_for_function("window.gapevalReady === true")
+    assert page.text_content("#label-count") == "6 of 12 labelled"
+    assert page.locator(".labeller button.on").count() == 6
+    # the rest: one skipped, one moved past with n and back with b, the others labelled
+    for _ in range(6):
+        page.keyboard.press("n")
+    key, _ = truth_of_current()
+    page.keyboard.press("s")
+    page.keyboard.press("b")
+    assert truth_of_current()[0] == key
+    page.keyboard.press("n")
+    for _ in range(5):
+        key, right = truth_of_current()
+        page.keyboard.press("p" if right else "f")
+        labelled[key] = right
+    assert page.text_content("#label-count") == "11 of 12 labelled, 1 skipped"
+    with page.expect_download() as download:
+        page.click("#label-export")
+    labels = tmp_path / "labels.csv"
+    download.value.save_as(labels)
+    assert errors == []
+    rows = list(csv.DictReader(labels.open()))
+    assert {(r["item_id"], r["direction"], int(r["sample"])): r["label"] == "pass" for r in rows} == labelled
+    # the audit of the noisy judge against these labels counts exactly the labelled outputs
+    res = api.audit(run, judge="noisy", truth=str(labels))
+    overall = {r.direction: r for r in res.audit.rows if r.category == "Overall"}
+    observed = {k: verdicts[(*k, "noisy")] for k in labelled}
+    for direction in ("und", "gen"):
+        keys = [k for k in labelled if k[1] == direction]
+        tp = sum(labelled[k] and observed[k] for k in keys)
+        assert (overall[direction].n, overall[direction].tp) == (len(keys), tp)

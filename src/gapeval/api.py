@@ -243,7 +243,7 @@ def audit(
                            file=path, field="--judge")  # fmt: skip
     unmatched = 0
     if Path(truth).suffix.lower() == ".csv" or Path(truth).is_file():
-        labels = read_output_labels(truth)
+        labels = read_output_labels(truth, model=records.manifest.display_name)
         held = {(o.item_id, str(o.direction), o.sample) for o in records.outputs}
         stray = [(k, where) for k, (_, where) in labels.items() if k not in held]
         if len(stray) == len(labels):
@@ -270,6 +270,86 @@ def audit(
     )
     output_file(target).write_text(result.model_dump_json(indent=2), encoding="utf-8")
     return AuditResult(result, target, unmatched)
+
+
+@dataclass
+class LabelSample:
+    """A stratified sample of one run's outputs for people to label, as a report in labelling mode.
+
+    Attributes:
+        plan: The strata, what was drawn, and the labels each stratum needs
+            (:class:`~gapeval.scoring.judge_error.LabelPlan`).
+        index: The report holding just the sampled outputs (open it, label, export the labels CSV).
+        sample_csv: The drawn outputs (item_id, direction, sample, category).
+
+    """
+
+    plan: Any
+    index: Path
+    sample_csv: Path
+
+
+def label_sample(
+    run_dir: str | Path,
+    n: int,
+    *,
+    judge: str | None = None,
+    width: float = 0.2,
+    ci: float = 0.95,
+    seed: int = 0,
+    out: str | Path | None = None,
+) -> LabelSample:
+    """Draw ``n`` outputs of a run for people to label, stratified by direction x category.
+
+    Writes a report holding just those outputs, opening in labelling mode (pass / fail / skip from the
+    keyboard, progress kept in the browser, the labels exported as the CSV ``gapeval audit --truth``
+    reads), and says how many labels each stratum needs for an interval of ``width``.
+
+    Args:
+        run_dir: The run (or bundle).
+        n: Outputs to draw.
+        judge: Draw only outputs this judge decided (the ones its audit can use); default: all done.
+        width: The planned interval's full width.
+        ci: The interval's level.
+        seed: The draw's seed (the same seed draws the same sample).
+        out: The report folder (default ``RUN/audits/labelling``).
+
+    """
+    from gapeval.files import output_file
+    from gapeval.scoring.judge_error import label_plan
+
+    if n < 1:
+        raise GapevalError("draw at least one output", field="--sample")
+    if not 0 < width < 1:
+        raise GapevalError("the interval's width is between 0 and 1", field="--width")
+    (records,) = read_runs([run_dir])
+    path = Path(records.path)
+    judge_id = resolve_judges(records.manifest, [judge])[0] if judge else None
+    if judge_id and not any(v.judge_id == judge_id for v in records.verdicts):
+        raise GapevalError(f"judge {judge_id!r} has not judged this run (gapeval judge RUN -j {judge})",
+                           file=path, field="--judge")  # fmt: skip
+    plan = label_plan(records, n, judge=judge_id, width=width, ci=ci, seed=seed)
+    if not plan.sample:
+        by = f" decided by {judge_id}" if judge_id else ""
+        raise GapevalError(f"the run holds no output to label{by}", file=path, field="--sample")
+    target = Path(out) if out is not None else path / "audits" / "labelling"
+    site = report_site([path], out=target, fragility_n=0, n_boot=0, only=set(plan.sample))
+    categories = {item: cat.value for item, (cat, _) in records.items.items()}
+    lines = ["item_id,direction,sample,category"] + [
+        f"{_csv_cell(i)},{d},{k},{_csv_cell(categories.get(i, ''))}" for i, d, k in plan.sample
+    ]
+    sample_csv = output_file(target / "sample.csv")
+    sample_csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return LabelSample(plan, site.index, sample_csv)
+
+
+def _csv_cell(text: str) -> str:
+    import csv
+    import io
+
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow([text])
+    return buf.getvalue()
 
 
 @dataclass

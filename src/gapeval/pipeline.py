@@ -646,6 +646,7 @@ def report_site(
     suite: Suite | None = None,
     kinds: Sequence[str] = (),
     judge_audit: str | Path | None = None,
+    only: set[tuple[str, str, int]] | None = None,
 ) -> SitePaths:
     """Write the HTML report of one or several runs (a static site; open ``index.html`` from disk).
 
@@ -662,6 +663,8 @@ def report_site(
             in the result's ``reports``.
         judge_audit: An audit of a judge (``gapeval audit``'s file): the report shows that judge's
             scores, and beside them the scores corrected for its error.
+        only: A labelling sample (``(item_id, direction, sample)``): the item browser holds just these
+            outputs and opens in labelling mode.
 
     """
     if not runs:
@@ -705,6 +708,7 @@ def report_site(
         orders=orders,
         summary_md=summary_markdown(result),
         extra_charts=extra_charts,
+        only=only,
     )
     site.reports = reports
     return site

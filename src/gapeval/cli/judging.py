@@ -22,6 +22,7 @@ from gapeval.cli.shell import (
     show,
     tell,
 )
+from gapeval.errors import GapevalError
 
 
 @app.command("judge")
@@ -121,25 +122,52 @@ def agreement_cmd(
 @app.command("audit")
 def audit_cmd(
     run_dir: Annotated[Path, typer.Argument(help="Run directory (or bundle) the judge has judged.")],
-    judge: Annotated[str, typer.Option("--judge", "-j", help="Judge id to audit (e.g. openai:gpt-5-mini).")],
+    judge: Annotated[
+        str | None, typer.Option("--judge", "-j", help="Judge id to audit (e.g. openai:gpt-5-mini).")
+    ] = None,
     truth: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="The truth: an exact judge that judged the run (scene), or a labels CSV "
             "(item_id, direction, sample, label)."
         ),
-    ],
+    ] = None,
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            help="Instead: draw N outputs for people to label (stratified by direction x category) into "
+            "a report in labelling mode, and say how many labels each stratum needs."
+        ),
+    ] = None,
+    width: Annotated[float, typer.Option(help="With --sample: the planned interval's width.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="With --sample: the draw's seed.")] = 0,
     out_file: Annotated[
-        Path | None, typer.Option("--out", "-o", help="Audit file (default RUN/audits/JUDGE-vs-TRUTH.json).")
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Audit file (default RUN/audits/JUDGE-vs-TRUTH.json); with --sample, the "
+            "report folder (default RUN/audits/labelling).",
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """How far a judge can be trusted in each direction: sensitivity, specificity, kappa, and their bias."""
+    """How far a judge can be trusted in each direction: sensitivity, specificity, kappa, and their bias.
+
+    With --sample N, first draw the outputs people should label: open the report it writes, label
+    (p pass, f fail, s skip, n next, b back), export the labels, then audit with --truth LABELS.csv.
+    """
+    if sample is not None:
+        _label_sample(run_dir, sample, judge=judge, width=width, seed=seed, out=out_file, as_json=as_json)
+        return
     from gapeval import api
     from gapeval.report.tables import audit_table
 
     def go() -> None:
-        res = api.audit(run_dir, judge=judge, truth=truth, out=out_file)
+        if judge is None or truth is None:
+            raise GapevalError("name the judge (-j) and the truth (--truth), or draw a labelling --sample",
+                               field="--truth")  # fmt: skip
+        res = api.audit(run_dir, judge=str(judge), truth=str(truth), out=out_file)
         if as_json:
             print_json({"audit": res.audit.model_dump(), "file": str(res.path), "unmatched": res.unmatched})
             return
@@ -147,5 +175,25 @@ def audit_cmd(
         if res.unmatched:
             tell(f"note: {res.unmatched} labels name no output of this run and were left out")
         say(f"wrote {res.path}; correct the scores with: gapeval score RUN --judge-audit {res.path}")
+
+    guard(go)
+
+
+def _label_sample(
+    run_dir: Path, n: int, *, judge: str | None, width: float, seed: int, out: Path | None, as_json: bool
+) -> None:
+    """``gapeval audit RUN --sample N``: a labelling sample and its report."""
+    from gapeval import api
+    from gapeval.report.tables import label_plan_table
+
+    def go() -> None:
+        res = api.label_sample(run_dir, n, judge=judge, width=width, seed=seed, out=out)
+        if as_json:
+            print_json({"plan": res.plan.model_dump(), "report": str(res.index),
+                        "sample": str(res.sample_csv)})  # fmt: skip
+            return
+        show(label_plan_table(res.plan))
+        say(f"open {res.index} and label (p pass, f fail, s skip, n next, b back); export the labels, then: "
+            f"gapeval audit {run_dir} -j {judge or 'JUDGE'} --truth labels.csv")  # fmt: skip
 
     guard(go)

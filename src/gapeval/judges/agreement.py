@@ -80,19 +80,30 @@ def read_labels(path: str | Path) -> dict[Key, float]:
 OutputKey = tuple[str, str, int]
 
 
-def read_output_labels(path: str | Path) -> dict[OutputKey, tuple[bool, str]]:
+def read_output_labels(path: str | Path, model: str | None = None) -> dict[OutputKey, tuple[bool, str]]:
     """People's labels of single outputs: CSV with item_id, direction (und/gen), sample, label.
+
+    An optional ``model`` column (the report's labelling export writes it) says whose outputs a row
+    labels; with ``model`` given, rows of other models are left out.
 
     Returns:
         Per (item id, direction, sample): whether the output is right, and the ``FILE:LINE`` it came from.
 
     Raises:
-        GapevalError: A malformed file, value or repeated output, in one line naming file, line and column.
+        GapevalError: A malformed file, value or repeated output, or no row of ``model``, in one line
+            naming file, line and column.
 
     """
     out: dict[OutputKey, tuple[bool, str]] = {}
-    _, rows = read_table(path, ("item_id", "direction", "sample", "label"))
+    header, rows = read_table(path, ("item_id", "direction", "sample", "label"))
     labels = {**dict.fromkeys(_TRUE, True), **dict.fromkeys(_FALSE, False)}
+    if model is not None and "model" in header:
+        theirs = sorted({row.text("model") for row in rows})
+        rows = [row for row in rows if row.text("model") == model]
+        if not rows:
+            named = ", ".join(map(repr, theirs))
+            raise GapevalError(f"no label is of model {model!r} (the file labels {named})", file=path,
+                               field="model")  # fmt: skip
     for row in rows:
         sample = row.number("sample", low=0, high=10_000)
         if sample is None or sample != int(sample):

@@ -12,6 +12,7 @@ markup.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Sequence
@@ -133,12 +134,19 @@ def _agreement(decided: list[bool | None]) -> str:
 
 def browser_data(
     runs: Sequence[RunRecords], names: Sequence[str], orders: Sequence[Sequence[str]],
-    items: dict[str, Item], images: _Images,
+    items: dict[str, Item], images: _Images, only: set[tuple[str, str, int]] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """The item browser's data: every item, and per model its outputs, verdicts and joint outcome."""
+    """The item browser's data: every item, and per model its outputs, verdicts and joint outcome.
+
+    With ``only``, just those outputs (``(item_id, direction, sample)``) and their items, and the page
+    opens in labelling mode.
+    """
     all_items: dict[str, dict[str, Any]] = {}
+    wanted = {k[0] for k in only} if only is not None else None
     for rec in runs:
         for item_id, cat in rec.items.items():
+            if wanted is not None and item_id not in wanted:
+                continue
             if item_id not in all_items:
                 all_items[item_id] = _item_record(items.get(item_id), item_id, cat, images)
     per_model: list[dict[str, Any]] = []
@@ -159,6 +167,8 @@ def browser_data(
             )
         entries: dict[str, dict[str, Any]] = {}
         for out in rec.outputs:
+            if only is not None and (out.item_id, str(out.direction), out.sample) not in only:
+                continue
             e = entries.setdefault(out.item_id, {"und": [], "gen": [], "agreement": "single"})
             chosen = index.choose(out, order)
             verdicts = by_output.get(out.output_key or "", [])
@@ -183,7 +193,11 @@ def browser_data(
                 scores.get((item_id, Direction.UND)), scores.get((item_id, Direction.GEN))
             )
         per_model.append({"name": name, "items": entries})
-    return {"items": list(all_items.values()), "models": per_model, "outcomes": OUTCOMES}
+    # Labels in progress are kept in the browser under this key: the same report reopened (or rewritten
+    # with the same runs and items) finds them; another report does not.
+    key = hashlib.sha256(json.dumps([list(names), sorted(all_items)]).encode()).hexdigest()[:16]
+    return {"items": list(all_items.values()), "models": per_model, "outcomes": OUTCOMES,
+            "labels": {"key": key, "start": only is not None}}  # fmt: skip
 
 
 def _heatmap_rows(result: ScoreResult) -> tuple[dict[str, dict[str, float | None]], str]:
@@ -222,6 +236,7 @@ def write_site(
     orders: Sequence[Sequence[str]] | None = None,
     summary_md: str = "",
     extra_charts: Sequence[Path] = (),
+    only: set[tuple[str, str, int]] | None = None,
 ) -> SitePaths:
     """Write the report of ``runs`` (scored as ``result``) into the folder ``out``.
 
@@ -235,6 +250,7 @@ def write_site(
         summary_md: The Markdown summary to write as ``summary.md``.
         extra_charts: SVG charts drawn elsewhere (a checkpoint study's curves), shown first; a PNG of
             the same name beside one is copied too.
+        only: A labelling sample: the browser holds just these outputs and opens in labelling mode.
 
     """
     output_folder(out)
@@ -249,7 +265,7 @@ def write_site(
         [list(o) for o in orders] if orders is not None else [list(r.manifest.judge_chain) for r in runs]
     )
     images = _Images(out / "img")
-    data = browser_data(runs, names, order_list, items or {}, images)
+    data = browser_data(runs, names, order_list, items or {}, images, only)
     # A script file, not inline JSON: a page opened from disk cannot fetch() a sibling file.
     (out / "data.js").write_text("window.GAPEVAL_DATA = " + json.dumps(data, ensure_ascii=True) + ";\n")
     static = resources.files("gapeval.report") / "static"

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from gapeval.scoring.correlate import Correlation
     from gapeval.scoring.gap_analysis import GapAnalysis
     from gapeval.scoring.joint import RunScores
-    from gapeval.scoring.judge_error import Audit, Corrected
+    from gapeval.scoring.judge_error import Audit, Corrected, LabelPlan
     from gapeval.scoring.leaderboard import LeaderRow
     from gapeval.scoring.reference_gap import Fragility, ReferenceGap
     from gapeval.scoring.result import ScoreResult
@@ -611,6 +611,34 @@ def agreement_table(judge: str, other: str, res: Agreement) -> Table:
             f"Pearson r {res.pearson:.3f}",
             f"confusion (rows {judge} pass/fail, columns {other} pass/fail): {res.confusion}",
         ],
+    )
+
+
+def label_plan_table(plan: LabelPlan) -> Table:
+    """A labelling sample per stratum: what it holds, what was drawn, and the labels an interval needs."""
+    columns = [
+        Column(key="direction", title="direction", kind="text"),
+        Column(key="category", title="category", kind="text"),
+        Column(key="outputs", title="outputs", kind="int", help="outputs that can be drawn"),
+        Column(key="judge_pass", title="judge passes", digits=2, help="the judge's share of passes"),
+        Column(key="drawn", title="drawn", kind="int", help="outputs in the sample"),
+        Column(key="for_sensitivity", title="labels for sens.", kind="int",
+               help="labels for a sensitivity interval of the planned width"),
+        Column(key="for_specificity", title="labels for spec.", kind="int",
+               help="labels for a specificity interval of the planned width"),
+    ]  # fmt: skip
+    rows = [Row(values=s.model_dump()) for s in plan.strata]
+    level = f"{round(100 * plan.ci)}%"
+    return Table(
+        name="label_plan",
+        title=f"Labelling sample: {len(plan.sample)} outputs, stratified by direction x category",
+        columns=columns,
+        rows=rows,
+        caption=(
+            f"For a {level} interval of width {plan.width:g} on a rate, about {plan.per_rate} outputs of "
+            "the truth class it is measured on are needed (worst case); a stratum needs that many divided "
+            "by the share expected in the class (the judge's pass share stands in for the truth's)."
+        ),
     )
 
 

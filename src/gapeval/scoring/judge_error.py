@@ -410,3 +410,108 @@ def _boot(data: Responses, base: MirtFit, counts: np.ndarray, n_boot: int, seed:
         else:
             gaps.append(fit(data.y, weights=w, start=base.params, with_se=False, misclass=rates).gap)
     return np.asarray(gaps).reshape(-1, m)
+
+
+# -- what to label ----------------------------------------------------------------------------------
+class Stratum(BaseModel):
+    """One stratum (direction x category) of a labelling sample.
+
+    Attributes:
+        direction: ``und`` or ``gen``.
+        category: The GapEval category.
+        outputs: Outputs in the run that can be drawn (done, and decided by the judge when one is named).
+        judge_pass: The judge's share of passes among them (None without a judge).
+        for_sensitivity: Labels this stratum needs for a sensitivity interval of the planned width: the
+            truly right outputs needed, divided by the share expected to be right (the judge's pass
+            share stands in for it).
+        for_specificity: The same for specificity (the truly wrong outputs).
+        drawn: Outputs drawn into the sample.
+
+    """
+
+    direction: str
+    category: str
+    outputs: int
+    judge_pass: float | None
+    for_sensitivity: int | None
+    for_specificity: int | None
+    drawn: int
+
+
+class LabelPlan(BaseModel):
+    """A stratified sample of outputs for people to label, and the labels each stratum needs.
+
+    Attributes:
+        width: The planned interval's full width (e.g. 0.2 for +-0.1).
+        ci: The interval's level.
+        per_rate: Outputs of one truth class a rate needs for that width at the worst case (a rate of
+            0.5): ``ceil(z^2 / 4 / (width / 2)^2)``.
+        strata: See :class:`Stratum`.
+        sample: The drawn outputs: ``(item_id, direction, sample)``, in drawing order within strata.
+        seed: The draw's seed.
+
+    """
+
+    width: float
+    ci: float
+    per_rate: int
+    strata: list[Stratum]
+    sample: list[tuple[str, str, int]]
+    seed: int
+
+
+def label_plan(
+    records: RunRecords,
+    n: int,
+    *,
+    judge: str | None = None,
+    width: float = 0.2,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> LabelPlan:
+    """Draw ``n`` outputs stratified by direction x category, and say how many labels each stratum needs.
+
+    Each stratum gets an equal share, capped by what it holds; the rest is spread over the others. Equal
+    allocation, not proportional: the audit estimates a rate per stratum, and a small category's
+    rate is as much needed as a large one's.
+    """
+    z = float(norm.ppf(0.5 + ci / 2))
+    per_rate = int(np.ceil(z * z / 4 / (width / 2) ** 2))
+    index = VerdictIndex(records) if judge else None
+    pools: dict[tuple[str, str], list[tuple[str, str, int]]] = {}
+    passes: dict[tuple[str, str], int] = {}
+    for o in records.outputs:
+        if o.status is not OutputStatus.DONE:
+            continue
+        verdict = index.choose(o, [judge]) if index is not None and judge else None
+        if index is not None and (verdict is None or verdict.score is None):
+            continue
+        key = (str(o.direction), records.items[o.item_id][0].value if o.item_id in records.items else "")
+        pools.setdefault(key, []).append((o.item_id, str(o.direction), o.sample))
+        passes[key] = passes.get(key, 0) + int(verdict is not None and (verdict.score or 0) >= 0.5)
+    keys = sorted(pools)
+    share = dict.fromkeys(keys, 0)
+    left = min(n, sum(len(pools[k]) for k in keys))
+    while left > 0:
+        open_keys = [k for k in keys if share[k] < len(pools[k])]
+        each = max(1, left // len(open_keys))
+        for k in open_keys:
+            take = min(each, len(pools[k]) - share[k], left)
+            share[k] += take
+            left -= take
+            if left == 0:
+                break
+    rng = np.random.default_rng(seed)
+    sample: list[tuple[str, str, int]] = []
+    strata = []
+    for k in keys:
+        pool = pools[k]
+        picked = sorted(int(i) for i in rng.choice(len(pool), size=share[k], replace=False))
+        sample += [pool[i] for i in picked]
+        q = passes[k] / len(pool) if judge else None
+        strata.append(Stratum(
+            direction=k[0], category=k[1], outputs=len(pool), judge_pass=q, drawn=share[k],
+            for_sensitivity=int(np.ceil(per_rate / q)) if q else None,
+            for_specificity=int(np.ceil(per_rate / (1 - q))) if q is not None and q < 1 else None,
+        ))  # fmt: skip
+    return LabelPlan(width=width, ci=ci, per_rate=per_rate, strata=strata, sample=sample, seed=seed)

@@ -81,6 +81,7 @@
           { agree: "judges agree", disagree: "judges disagree", single: "one judge" });
 
   function chosenModels() {
+    if (labelling) return models.filter(function (m) { return m.name === labelModel(); });
     return f.model.value ? models.filter(function (m) { return m.name === f.model.value; }) : models;
   }
 
@@ -123,6 +124,7 @@
       if (o.status === "done") line.appendChild(el("span", "text answer", o.text));
       else line.appendChild(el("span", "fail", o.status + (o.error ? " (" + o.error + ")" : "")));
       col.appendChild(line);
+      if (labelling && o.status === "done") col.appendChild(labeller(m, item, "und", o.sample, line));
       col.appendChild(verdictsOf(o));
     });
     var imgs = el("div", "drawn");
@@ -131,6 +133,7 @@
       var cell = el("div", "output");
       if (o.status === "done" && o.image) cell.appendChild(thumb(o.image, "generated " + o.sample));
       else cell.appendChild(el("div", "fail", "image " + o.sample + ": " + o.status + (o.error ? " (" + o.error + ")" : "")));
+      if (labelling && o.status === "done") cell.appendChild(labeller(m, item, "gen", o.sample, cell));
       cell.appendChild(verdictsOf(o));
       imgs.appendChild(cell);
     });
@@ -169,6 +172,153 @@
     return c;
   }
 
+  // -- labelling by people -------------------------------------------------------------------------
+  // Each output of one model gets pass / fail / skip; progress is kept in this browser (localStorage,
+  // under a key of this report), and the labels leave as the CSV that `gapeval audit --truth` reads.
+  var LKEY = "gapeval-labels:" + ((DATA.labels && DATA.labels.key) || "report");
+  var labels = {};
+  try { labels = JSON.parse(window.localStorage.getItem(LKEY) || "{}") || {}; } catch (e) { labels = {}; }
+  var labelling = false, current = -1, targets = [];
+  var lb = {
+    toggle: document.getElementById("label-toggle"),
+    bar: document.getElementById("label-bar"),
+    model: document.getElementById("label-model"),
+    count: document.getElementById("label-count"),
+    exportBtn: document.getElementById("label-export"),
+    clear: document.getElementById("label-clear"),
+  };
+  models.forEach(function (m) { lb.model.appendChild(new Option(m.name, m.name)); });
+  function labelModel() { return lb.model.value || (models[0] && models[0].name); }
+  function outKey(model, item, dir, sample) { return [model, item, dir, sample].join("\u0001"); }
+  function save() {
+    try { window.localStorage.setItem(LKEY, JSON.stringify(labels)); } catch (e) { /* private mode: kept in the page */ }
+  }
+
+  function collectTargets() {
+    var m = models.filter(function (x) { return x.name === labelModel(); })[0];
+    targets = [];
+    if (!m) return;
+    found.forEach(function (item) {
+      var e = entryOf(m, item.id);
+      if (!e) return;
+      ["und", "gen"].forEach(function (dir) {
+        e[dir].forEach(function (o) {
+          if (o.status === "done") targets.push({ item: item.id, dir: dir, sample: o.sample, key: outKey(m.name, item.id, dir, o.sample) });
+        });
+      });
+    });
+  }
+  function updateCount() {
+    var done = targets.filter(function (t) { return labels[t.key] === "pass" || labels[t.key] === "fail"; }).length;
+    var skipped = targets.filter(function (t) { return labels[t.key] === "skip"; }).length;
+    lb.count.textContent = done + " of " + targets.length + " labelled" + (skipped ? ", " + skipped + " skipped" : "");
+  }
+
+  function labeller(m, item, dir, sample, holder) {
+    var key = outKey(m.name, item.id, dir, sample);
+    var box = el("div", "labeller");
+    box.setAttribute("data-key", key);
+    holder.setAttribute("data-out", key);
+    ["pass", "fail", "skip"].forEach(function (v) {
+      var b = el("button", labels[key] === v ? "on" : "", v);
+      b.type = "button";
+      b.setAttribute("data-label", v);
+      b.addEventListener("click", function () {
+        setLabel(key, v);
+        var pos = targets.map(function (t) { return t.key; }).indexOf(key);
+        if (pos >= 0) go(pos);
+      });
+      box.appendChild(b);
+    });
+    return box;
+  }
+  function setLabel(key, v) {
+    labels[key] = v;
+    save();
+    Array.prototype.forEach.call(document.querySelectorAll(".labeller"), function (box) {
+      if (box.getAttribute("data-key") !== key) return;
+      Array.prototype.forEach.call(box.children, function (b) { b.className = b.getAttribute("data-label") === v ? "on" : ""; });
+    });
+    updateCount();
+  }
+  function nodeOf(key) {
+    var all = document.querySelectorAll("[data-out]");
+    for (var i = 0; i < all.length; i++) if (all[i].getAttribute("data-out") === key) return all[i];
+    return null;
+  }
+  function go(pos) {
+    if (!targets.length) return;
+    pos = Math.max(0, Math.min(targets.length - 1, pos));
+    var t = targets[pos];
+    while (!nodeOf(t.key) && shown < found.length) showMore();  // the card may not be drawn yet
+    var old = document.querySelector(".current");
+    if (old) old.classList.remove("current");
+    var node = nodeOf(t.key);
+    current = pos;
+    if (node) {
+      node.classList.add("current");
+      if (node.scrollIntoView) node.scrollIntoView({ block: "center" });
+    }
+  }
+  function setLabelling(on) {
+    labelling = on;
+    lb.bar.hidden = !on;
+    lb.toggle.setAttribute("aria-pressed", on ? "true" : "false");
+    lb.toggle.textContent = on ? "stop labelling" : "label outputs";
+    document.body.classList.toggle("labelling", on);
+    refresh();
+    if (on) go(0);
+  }
+  function csvCell(v) {
+    v = String(v);
+    return /[",\r\n]/.test(v) ? '"' + v.replace(/"/g, '""') + '"' : v;
+  }
+  function exportLabels() {
+    var model = labelModel();
+    var rows = ["item_id,direction,sample,label,model"];
+    Object.keys(labels).sort().forEach(function (key) {
+      var parts = key.split("\u0001");
+      var v = labels[key];
+      if (parts[0] !== model || (v !== "pass" && v !== "fail")) return;
+      rows.push([csvCell(parts[1]), parts[2], parts[3], v, csvCell(model)].join(","));
+    });
+    var blob = new Blob([rows.join("\r\n") + "\r\n"], { type: "text/csv" });
+    var a = el("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = "labels.csv";
+    document.body.appendChild(a);
+    a.click();
+    a.remove();
+  }
+  lb.toggle.addEventListener("click", function () { setLabelling(!labelling); });
+  lb.model.addEventListener("change", function () { if (labelling) setLabelling(true); });
+  lb.exportBtn.addEventListener("click", exportLabels);
+  lb.clear.addEventListener("click", function () {
+    if (!window.confirm("Clear every label of this report kept in this browser?")) return;
+    labels = {};
+    save();
+    refresh();
+    if (labelling) go(0);
+  });
+  document.addEventListener("keydown", function (e) {
+    if (!labelling || e.ctrlKey || e.metaKey || e.altKey) return;
+    var tag = (e.target && e.target.tagName) || "";
+    if (tag === "INPUT" || tag === "SELECT" || tag === "TEXTAREA") return;
+    var k = e.key.toLowerCase();
+    var value = { p: "pass", f: "fail", s: "skip" }[k];
+    if (value && current >= 0 && targets[current]) {
+      setLabel(targets[current].key, value);
+      go(current + 1);
+    } else if (k === "n" || k === "j" || k === "arrowdown") {
+      go(current + 1);
+    } else if (k === "b" || k === "k" || k === "arrowup") {
+      go(current - 1);
+    } else {
+      return;
+    }
+    e.preventDefault();
+  });
+
   var list = document.getElementById("list");
   var more = document.getElementById("more");
   var count = document.getElementById("count");
@@ -187,10 +337,12 @@
     list.textContent = "";
     shown = 0;
     showMore();
+    if (labelling) { collectTargets(); updateCount(); current = -1; }
   }
   Object.keys(f).forEach(function (k) { f[k].addEventListener(k === "text" ? "input" : "change", refresh); });
   more.addEventListener("click", showMore);
-  refresh();
+  if (DATA.labels && DATA.labels.start) setLabelling(true);
+  else refresh();
   window.gapevalReadyAt = performance.now();
   window.gapevalReady = true;
 })();
