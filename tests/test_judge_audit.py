@@ -278,3 +278,33 @@ def test_labels_of_another_model_are_refused_naming_the_column(judged, tmp_path)
     labels.write_text("item_id,direction,sample,label,model\nx,und,0,pass,someone-else\n")
     code, _, err = invoke(cli, "audit", str(run), "-j", HARSH, "--truth", str(labels))
     assert code == 2 and "labels.csv" in err and "model" in err and "someone-else" in err
+
+
+def test_a_vlm_judge_is_audited_on_the_built_in_world_in_one_command(tmp_path, monkeypatch) -> None:
+    """`gapeval audit shapes-v2-mini -j openai:M --base-url URL` from an empty folder.
+
+    It runs, judges both ways and audits; the VLM judge sees each target's reference image (v2).
+    """
+    from typer.testing import CliRunner
+
+    from gapeval.testing.openai_server import ScriptedServer
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-audit")
+    with ScriptedServer() as srv:  # passes everything
+        code, _, err = invoke(CliRunner(), "audit", "shapes-v2-mini", "-j", "openai:vlm-under-audit",
+                                "--base-url", srv.base_url)  # fmt: skip
+    assert code == 0, err
+    audit = json.loads(
+        next((tmp_path / "runs" / "audit-shapes-v2-mini" / "audits").glob("*.json")).read_text()
+    )
+    for row in (r for r in audit["rows"] if r["category"] == "Overall"):
+        # a judge that passes everything: every right output passed, every wrong one passed too
+        assert row["sensitivity"]["value"] == 1.0 and row["fn"] == 0 and row["tn"] == 0
+        assert row["tp"] + row["fp"] == 96  # one answer and one image per item
+    world_knowledge_images = [
+        sum(1 for p in b["messages"][1]["content"] if p["type"] == "image_url")
+        for b in srv.requests
+        if "text-to-image results for multi-hop" in b["messages"][0]["content"]
+    ]
+    assert world_knowledge_images and set(world_knowledge_images) == {2}

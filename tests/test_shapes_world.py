@@ -192,3 +192,24 @@ def test_the_judge_still_passes_the_worlds_own_pictures_at_any_size(tmp_path, mo
             img = world.render(target, rng).resize((side, side), Image.Resampling.BICUBIC)
             ok, reason, _ = judge_image(ref["gen_check"], img)
             assert ok, (item.id, side, reason)
+
+
+def test_v2_carries_a_reference_image_each_exact_judge_passes() -> None:
+    """shapes-v2-mini: v1-mini's items, each with a rendered reference the exact judge calls right.
+
+    The exact judge reads the reference's pixels: a VLM judge shown it sees a correct result.
+    """
+    v1, v2 = load_suite("shapes-v1-mini"), load_suite("shapes-v2-mini")
+    assert v2.version == "2" and v1.content_hash() != v2.content_hash()
+
+    def same(i):  # everything but the reference image, images by content
+        edited = i.gen.input_image.sha256 if i.gen.input_image else None
+        return (i.id, i.und.prompt, i.gen.prompt, [x.sha256 for x in i.und.images], edited, i.refs.text,
+                i.refs.structured)  # fmt: skip
+
+    assert [same(i) for i in v1.items] == [same(i) for i in v2.items]
+    assert all(i.refs.image is None for i in v1.items)
+    for item in v2.items:
+        with Image.open(item.refs.image.path) as img:
+            ok, why, _ = judge_image(item.refs.structured["gen_check"], img.convert("RGB"))
+        assert ok, (item.id, why)

@@ -15,7 +15,7 @@ that ``import gapeval`` stays light and optional extras stay optional.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -270,6 +270,45 @@ def audit(
     )
     output_file(target).write_text(result.model_dump_json(indent=2), encoding="utf-8")
     return AuditResult(result, target, unmatched)
+
+
+def audit_world(
+    judge: str,
+    suite: str = "shapes-v2",
+    *,
+    out: str | Path | None = None,
+    judge_options: Mapping[str, str] | None = None,
+    ci: float = 0.95,
+    progress: Callable[[str, int], None] | None = None,
+    notify: Callable[[str], None] | None = None,
+) -> AuditResult:
+    """Audit a judge on the built-in world in one call: the truth is free there.
+
+    Runs the built-in model on ``suite`` (one image per item; resumes in ``out``), judges it exactly
+    (``scene``, the suite's own judge) and with ``judge``, and audits ``judge`` against ``scene``. On
+    ``shapes-v2`` every item carries a rendered reference image of its generation target, so a VLM judge
+    sees what the exact judge knows.
+
+    Args:
+        judge: The judge to audit (``openai:gpt-5-mini``, or any judge spec).
+        suite: A built-in suite (``shapes-v2``, ``shapes-v2-mini``...).
+        out: The run directory (default ``runs/audit-SUITE``; the same one resumes and reuses verdicts).
+        judge_options: Options of the judge (``base_url``, ``protocol``, ``rubrics``...).
+        ci: The level of every interval.
+        progress: Called with (direction, count) as outputs are produced.
+        notify: Where a slow or failing endpoint's retries are told.
+
+    """
+    from gapeval.pipeline import judge as judge_run
+    from gapeval.suites.shapes import SHAPES_SUITES
+
+    if suite not in SHAPES_SUITES:
+        raise GapevalError(f"the truth is free only on a built-in world ({', '.join(SHAPES_SUITES)})",
+                           field="suite")  # fmt: skip
+    target = Path(out) if out is not None else Path("runs") / f"audit-{suite}"
+    done = run(suite, "toy", out=target, samples_gen=1, progress=progress, notify=notify)
+    judge_run(done.path, [judge], options=judge_options, notify=notify)
+    return audit(done.path, judge=judge, truth="scene", ci=ci)
 
 
 @dataclass

@@ -214,6 +214,17 @@ SUITES = Registry(
             "96 items of the same world, for quick runs and CI",
             example="shapes-v1-mini",
         ),
+        "shapes-v2": Entry(
+            "gapeval.suites.shapes:ShapesSource",
+            "the items of shapes-v1, each with a rendered reference image of its generation target (for "
+            "auditing a VLM judge against the exact one)",
+            example="shapes-v2",
+        ),
+        "shapes-v2-mini": Entry(
+            "gapeval.suites.shapes:ShapesSource",
+            "the items of shapes-v1-mini, with reference images",
+            example="shapes-v2-mini",
+        ),
         "gapeval": Entry(
             "gapeval.suites.official:FetchedSource",
             "the published GapEval snapshot (fetch it first: gapeval fetch gapeval)",

@@ -121,7 +121,13 @@ def agreement_cmd(
 
 @app.command("audit")
 def audit_cmd(
-    run_dir: Annotated[Path, typer.Argument(help="Run directory (or bundle) the judge has judged.")],
+    run_dir: Annotated[
+        Path,
+        typer.Argument(
+            help="Run directory (or bundle) the judge has judged; or a built-in world (shapes-v2): run the "
+            "built-in model there, judge it exactly and with the judge, and audit it against scene."
+        ),
+    ],
     judge: Annotated[
         str | None, typer.Option("--judge", "-j", help="Judge id to audit (e.g. openai:gpt-5-mini).")
     ] = None,
@@ -140,6 +146,13 @@ def audit_cmd(
         ),
     ] = None,
     width: Annotated[float, typer.Option(help="With --sample: the planned interval's width.")] = 0.2,
+    base_url: Annotated[
+        str | None, typer.Option(help="On a built-in world: the VLM judge's endpoint.")
+    ] = None,
+    judge_opt: Annotated[
+        list[str] | None,
+        typer.Option("--judge-opt", help="On a built-in world: judge option KEY=VALUE (protocol=paper...)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="With --sample: the draw's seed.")] = 0,
     out_file: Annotated[
         Path | None,
@@ -147,7 +160,8 @@ def audit_cmd(
             "--out",
             "-o",
             help="Audit file (default RUN/audits/JUDGE-vs-TRUTH.json); with --sample, the "
-            "report folder (default RUN/audits/labelling).",
+            "report folder (default RUN/audits/labelling); on a built-in world, the run directory "
+            "(default runs/audit-WORLD).",
         ),
     ] = None,
     as_json: JsonOpt = False,
@@ -159,6 +173,12 @@ def audit_cmd(
     """
     if sample is not None:
         _label_sample(run_dir, sample, judge=judge, width=width, seed=seed, out=out_file, as_json=as_json)
+        return
+    if not run_dir.exists() and str(run_dir).startswith("shapes-"):
+        opts = guard(lambda: options(judge_opt, "--judge-opt"))
+        if base_url is not None:
+            opts["base_url"] = base_url
+        _audit_world(str(run_dir), judge, truth, opts, out=out_file, as_json=as_json)
         return
     from gapeval import api
     from gapeval.report.tables import audit_table
@@ -175,6 +195,39 @@ def audit_cmd(
         if res.unmatched:
             tell(f"note: {res.unmatched} labels name no output of this run and were left out")
         say(f"wrote {res.path}; correct the scores with: gapeval score RUN --judge-audit {res.path}")
+
+    guard(go)
+
+
+def _audit_world(
+    suite: str,
+    judge: str | None,
+    truth: str | None,
+    opts: dict[str, str],
+    *,
+    out: Path | None,
+    as_json: bool,
+) -> None:
+    """``gapeval audit shapes-v2 -j JUDGE``: the built-in world's run, judged both ways, and the audit."""
+    from gapeval import api
+    from gapeval.report.tables import audit_table
+
+    def go() -> None:
+        if judge is None:
+            raise GapevalError("name the judge to audit (-j openai:gpt-5-mini)", field="--judge")
+        if truth not in (None, "scene"):
+            raise GapevalError("on a built-in world the truth is its exact judge, scene", field="--truth")
+        with progress_bar() as bar:
+            task = bar.add_task("running and judging", total=None)
+            res = api.audit_world(judge, suite, out=out, judge_options=opts,
+                                  progress=lambda _, n: bar.advance(task, n),
+                                  notify=notifier(bar, task, "judging"))  # fmt: skip
+        if as_json:
+            print_json({"audit": res.audit.model_dump(), "file": str(res.path)})
+            return
+        show(audit_table(res.audit))
+        say(f"wrote {res.path}; correct any run this judge scores with: "
+            f"gapeval score RUN --judge-audit {res.path}")  # fmt: skip
 
     guard(go)
 

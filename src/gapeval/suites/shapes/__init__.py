@@ -1,7 +1,10 @@
 """The built-in procedural suite: ``shapes-v1`` (and ``shapes-v1-mini`` for quick runs).
 
 Items are generated from a fixed seed, their images rendered to a cache folder on first use (a few
-seconds), and the suite hash is recorded in every run. The decoding rule is part of the suite: answers
+seconds), and the suite hash is recorded in every run. ``shapes-v2`` (and ``shapes-v2-mini``) hold the
+same items, each also carrying a rendered reference image of its generation target (one correct result,
+drawn canonically), so that a VLM judge sees what an exact judge knows; the new content is a new
+version, so runs on v1 keep their suite. The decoding rule is part of the suite: answers
 are decoded greedily, images are sampled (temperature 1) ``samples_gen`` times per prompt with recorded
 per-request seeds.
 """
@@ -25,7 +28,11 @@ VERSION = "1"
 SHAPES_SUITES: dict[str, tuple[int, int, int]] = {
     "shapes-v1": (20261123, 320, 3),
     "shapes-v1-mini": (20261124, 24, 2),
+    "shapes-v2": (20261123, 320, 3),
+    "shapes-v2-mini": (20261124, 24, 2),
 }
+#: Suites whose items carry a rendered reference image of the generation target.
+WITH_REFERENCE = frozenset({"shapes-v2", "shapes-v2-mini"})
 DECODING = {"und": "greedy", "gen": "ancestral sampling over image codes, temperature 1.0"}
 
 
@@ -49,8 +56,10 @@ def scene_json(scene: world.Scene | None) -> list[list[str] | None] | None:
     return None if scene is None else [list(o) if o else None for o in scene]
 
 
-def spec_to_item(spec: tasks.Spec, idx: int, folder: Path, rng: np.random.Generator) -> Item:
-    """Render a spec's images into ``folder`` and build the item."""
+def spec_to_item(
+    spec: tasks.Spec, idx: int, folder: Path, rng: np.random.Generator, reference: bool = False
+) -> Item:
+    """Render a spec's images into ``folder`` and build the item (with ``reference``, also the target)."""
     item_id = f"{spec.kind}-{idx:04d}"
 
     def image(scene: world.Scene, name: str) -> ImageRef:
@@ -67,6 +76,13 @@ def spec_to_item(spec: tasks.Spec, idx: int, folder: Path, rng: np.random.Genera
         if spec.gen_input is not None and spec.gen_input == spec.und_scene
         else (image(spec.gen_input, "gen") if spec.gen_input is not None else None)
     )
+    ref_img = None
+    if reference:
+        # Drawn canonically (no jitter, no draw from ``rng``): the items' other images stay those of v1.
+        path = folder / f"{item_id}-ref.png"
+        if not path.exists():
+            world.render(spec.gen_target).save(path)
+        ref_img = ImageRef.from_file(path)
     structured: dict[str, Any] = {
         "world": "shapes-v1",
         "kind": spec.kind,
@@ -88,6 +104,7 @@ def spec_to_item(spec: tasks.Spec, idx: int, folder: Path, rng: np.random.Genera
         gen=GenerationTask(prompt=spec.gen_prompt, input_image=gen_img),
         refs=References(
             text=spec.answer,
+            image=ref_img,
             choice=spec.choice,
             counts=spec.answer_value if spec.answer_type == "counts" else None,
             structured=structured,
@@ -102,10 +119,13 @@ def build(name: str, root: Path) -> Suite:
     folder = root / f"{name}-v{VERSION}"
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed + 1)
-    items = tuple(spec_to_item(s, i, folder, rng) for i, s in enumerate(specs(seed, per_category)))
+    with_ref = name in WITH_REFERENCE
+    items = tuple(
+        spec_to_item(s, i, folder, rng, reference=with_ref) for i, s in enumerate(specs(seed, per_category))
+    )
     return Suite(
         name=name,
-        version=VERSION,
+        version="2" if with_ref else VERSION,
         root=str(folder),
         items=items,
         defaults={"samples_gen": SHAPES_SUITES[name][2], "samples_und": 1},
@@ -114,7 +134,7 @@ def build(name: str, root: Path) -> Suite:
 
 
 class ShapesSource:
-    """The registry's source for ``shapes-v1`` and ``shapes-v1-mini``."""
+    """The registry's source for ``shapes-v1``, ``shapes-v2`` and their ``-mini`` versions."""
 
     @classmethod
     def load(cls, spec: str, *, skip_invalid: bool = False) -> Suite:
