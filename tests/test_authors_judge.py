@@ -82,23 +82,44 @@ def write_their_repo(root: Path, drop: tuple[str, ...] = ()) -> Path:
 
 
 def add_items(root: Path) -> None:
-    """Choice items in the layout their multiple-choice branch can judge (question image in image/)."""
+    """Items in layouts the sample tree lacks, so that every route of their script is taken.
+
+    Multiple choice with the question image in ``image/`` (one text right, one wrong: both branches of
+    their flow), a puzzle answered right (its choice-image template), a rule item with ``image/`` and
+    ``ref/`` (their rule image template), and physics whose images are found only through the record's
+    ``img`` and ``expect_image`` keys (their fallbacks).
+    """
     grid = draw([("square", "red", 20, 48), ("circle", "red", 48, 48), ("triangle", "red", 76, 48)])
     marked = draw([("circle", "blue", 48, 48)])
-    for n, text in ((13, "Answer: (B)"), (14, "WRONG: the answer is (A)")):
+
+    def item(n: int, prompt: dict[str, Any], images: dict[str, Image.Image], text: str, out: str) -> None:
         folder = root / f"data_{n}"
-        (folder / "image").mkdir(parents=True)
-        (folder / "ref").mkdir()
-        prompt = {"id": f"mc-{n}", "category": "reasoning", "subcategory": "mmlu/mmmu",
-                  "und_prompt": "Which one is the circle? (A) left (B) middle (C) right",
-                  "gen_prompt": "Mark the circle.", "reference": "B"}  # fmt: skip
+        folder.mkdir(parents=True)
         (folder / "prompt.json").write_text(json.dumps(prompt))
-        grid.save(folder / "image" / "q.png")
-        marked.save(folder / "ref" / "answer.png")
+        for rel, img in images.items():
+            (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+            img.save(folder / rel)
         model = folder / SAMPLE_MODEL
         model.mkdir()
         (model / "text.json").write_text(json.dumps({"output_text": text}))
-        grid.convert("RGB").save(model / "out.jpg", quality=90)  # a JPEG output: typed by its suffix
+        grid.convert("RGB").save(model / out, quality=90)  # a JPEG output is typed by its suffix
+
+    for n, text in ((13, "Answer: (B)"), (14, "WRONG: the answer is (A)")):
+        item(n, {"id": f"mc-{n}", "category": "reasoning", "subcategory": "mmlu/mmmu",
+                 "und_prompt": "Which one is the circle? (A) left (B) middle (C) right",
+                 "gen_prompt": "Mark the circle.", "reference": "B"},
+             {"image/q.png": grid, "ref/answer.png": marked}, text, "out.jpg")  # fmt: skip
+    item(15, {"id": "pz-2", "category": "reasoning", "subcategory": "puzzle", "und_prompt": "Which is round?",
+              "gen_prompt": "Mark the round one.", "reference": "B"},
+         {"image/p.png": grid}, "Answer: B", "mark.png")  # fmt: skip
+    item(16, {"id": "rule-9", "category": "rule_based", "subcategory": "recolour",
+              "und_prompt": "If red turned blue, what colour is the circle?", "gen_prompt": "Turn red blue.",
+              "reference": ["blue"]},
+         {"image/in.png": grid, "ref/out.png": marked}, "blue", "edit.png")  # fmt: skip
+    item(17, {"id": "ph-9", "category": "physics", "subcategory": "fall", "problem": "Where does it land?",
+              "gen_prompt": "Show where it lands.", "reference": "on the ground", "img": "start.png",
+              "expect_image": "end.png"},
+         {"start.png": grid, "end.png": marked}, "On the ground.", "land.jpeg")  # fmt: skip
 
 
 # -- what their script sends, as read ----------------------------------------------------------------
@@ -306,13 +327,7 @@ def test_the_requests_are_the_ones_their_script_sends(authors, tmp_path) -> None
     assert canonical(srv.requests) == canonical(expected)
     # every route their script has and this tree reaches was taken (so the comparison is not vacuous)
     systems = {b["messages"][0]["content"].split("for ")[1][:-1] for b in srv.requests}
-    assert systems == {
-        "counting_text_animal_eval", "counting_text_object_eval", "counting_image_animal_eval",
-        "counting_image_object_eval", "draw_reasoning_text_eval", "draw_reasoning_image_eval",
-        "mmmu_mmlu_reasoning_choice_text_eval", "mmmu_mmlureasoning_choice_image_eval",
-        "mmmu_mmlu_reasoning_image_text_balance", "reasoning_choice_text_eval", "multi_hop_text_eval",
-        "multi_hop_image_eval", "physics_text_eval", "physics_image_eval", "rule_based_text_eval",
-    }  # fmt: skip
+    assert systems == {name[:-5] for name in THEIR_VARIABLES}
     (judge_id,) = stats
     with RunStore.open(run) as store:
         verdicts = {(v.item_id, v.direction, v.sample): v for v in store.verdicts() if v.judge_id == judge_id}
