@@ -469,3 +469,36 @@ def test_bad_rubric_fields_name_the_file_and_field(tmp_path) -> None:
     with pytest.raises(GapevalError) as exc:
         load_rubric_dir(tmp_path)
     assert exc.value.field == "requires" and "r.yaml" in str(exc.value.file)
+
+
+def test_the_recording_endpoint_for_comparing_two_harnesses(authors, tmp_path) -> None:
+    """`python -m gapeval.testing.openai_server --record FILE`: what a reviewer points both harnesses at."""
+    import socket
+    import subprocess
+    import sys
+
+    repo, rubrics, data = authors
+    run = tmp_path / "run"
+    api.run(str(data), f"replay:{SAMPLE_MODEL}", out=run, judges=(), samples_gen=2)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    record = tmp_path / "requests.jsonl"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gapeval.testing.openai_server", "--port", str(port), "--record", str(record)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert "recording to" in (server.stdout.readline() if server.stdout else "")
+        api.judge(run, ["openai:gpt-5-mini"], options={
+            "base_url": f"http://127.0.0.1:{port}/v1", "api_key_env": "GAPEVAL_TEST_KEY", "protocol": "paper",
+            "samples": "1", "rubrics": str(rubrics)})  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+    sent = [json.loads(line) for line in record.read_text().splitlines()]
+    templates = repo / "utils" / "prompt_templates"
+    folders = sorted(p for p in data.iterdir() if p.name.startswith("data_"))
+    passing = lambda messages: {"content": '{"reason": "recorded", "score": 1}'}  # noqa: E731
+    expected = [r for f in folders for r in expected_requests(f, templates, "gpt-5-mini", passing)]
+    assert canonical(sent) == canonical(expected)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 
@@ -62,7 +63,7 @@ class _Server(ThreadingHTTPServer):
 class ScriptedServer:
     """Serve ``script(request_body, request_number)`` on 127.0.0.1 until closed."""
 
-    def __init__(self, script: Script | None = None) -> None:
+    def __init__(self, script: Script | None = None, port: int = 0) -> None:
         self.script: Script = script or (lambda body, n: Reply())
         self.requests: list[dict[str, Any]] = []
         self.headers: list[dict[str, str]] = []
@@ -132,7 +133,7 @@ class ScriptedServer:
                 except (BrokenPipeError, ConnectionResetError, OSError):  # the client gave up (timeout test)
                     pass
 
-        self._httpd = _Server(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
@@ -242,3 +243,36 @@ class ServerProcess:
         if self._proc.is_alive():
             self._stop.set()
             self._proc.join(timeout=10)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m gapeval.testing.openai_server --port 8765 --record requests.jsonl``.
+
+    A loopback chat-completions endpoint that passes every output and appends each request body to a
+    JSON-lines file: point two harnesses at it (gapeval with ``--base-url http://127.0.0.1:8765/v1``, the
+    authors' script with its URL set to the same) and compare what each sent. Ctrl-C stops it.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--record", type=Path, required=True, help="JSON-lines file to append requests to")
+    args = parser.parse_args(argv)
+    lock = threading.Lock()
+
+    def record(body: dict[str, Any], n: int) -> Reply:
+        with lock, args.record.open("a", encoding="utf-8") as sink:
+            sink.write(json.dumps(body, sort_keys=True) + "\n")
+        return Reply(content='{"reason": "recorded", "score": 1}')
+
+    with ScriptedServer(record, port=args.port) as srv:
+        print(f"recording to {args.record}; base URL {srv.base_url} (Ctrl-C stops)", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
