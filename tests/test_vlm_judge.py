@@ -273,3 +273,29 @@ def test_agreement_with_people_and_between_judges(cli, run_dir, tmp_path) -> Non
 def test_unknown_judge_option_is_rejected(run_dir) -> None:
     with pytest.raises(GapevalError, match=r"unknown option 'temperature_of_mars'"):
         api.judge(run_dir, ["openai:x"], options={"temperature_of_mars": "3"})
+
+
+def test_agreement_among_the_samples_of_one_judge(run_dir) -> None:
+    """`agreement --samples`: a judge's k independent calls per output as k raters (Krippendorff's alpha)."""
+    import numpy as np
+
+    from gapeval.judges.agreement import krippendorff_alpha
+
+    def flaky(body: dict[str, Any], n: int) -> Reply:
+        return Reply(content=FAIL if n % 3 == 0 else PASS)
+
+    with ScriptedServer(flaky) as srv:
+        api.judge(run_dir, ["openai:test-vlm"], options=opts(srv, samples="3", concurrency="1"))
+    res = api.agreement(run_dir, judges=["openai:test-vlm"], samples=True)
+    with RunStore.open(run_dir) as store:
+        calls = {(v.item_id, v.sample, str(v.direction)): v.meta["samples"] for v in vlm_verdicts(store)}
+    (judge_id,) = {v.split("#")[0] for v in res.reliability.raters}
+    assert res.reliability.raters == [f"{judge_id}#{i}" for i in (1, 2, 3)]
+    table = np.array([[float(c[i]) for c in calls.values()] for i in range(3)])
+    assert 0 < table.mean() < 1  # the calls disagree somewhere: alpha is not trivially 1
+    assert res.reliability.alpha["all"] == pytest.approx(krippendorff_alpha(table))
+    assert res.reliability.units["all"] == len(calls)
+    with ScriptedServer() as srv:
+        api.judge(run_dir, ["openai:other-vlm"], options=opts(srv))
+    with pytest.raises(GapevalError, match="one verdict per output"):
+        api.agreement(run_dir, judges=["openai:other-vlm"], samples=True)

@@ -424,6 +424,7 @@ def agreement(
     judges: Sequence[str] = ("rules",),
     labels: str | Path | None = None,
     versus: str | None = None,
+    samples: bool = False,
 ) -> AgreementResult:
     """How far judges agree with each other and with people's labels, per direction, in the paper's terms.
 
@@ -432,16 +433,25 @@ def agreement(
         judges: Judge ids (``openai:gpt-5-mini`` matches the id the run recorded).
         labels: People's labels (CSV: item_id, direction, label), as one more rater.
         versus: One more judge id (the older spelling of a second ``judges`` entry).
+        samples: Each judge's independent samples (judged with ``--samples k``) are the raters, over
+            outputs: how far a judge agrees with itself.
 
     """
     from gapeval.judges.agreement import agreement as agree
-    from gapeval.judges.agreement import judge_labels, read_labels, reliability
+    from gapeval.judges.agreement import judge_labels, judge_sample_raters, read_labels, reliability
     from gapeval.store import RunStore
 
     with RunStore.open(resolve_run(run_dir)) as store:
         names = resolve_judges(store.manifest(), [*judges, *([versus] if versus else [])])
-        scores = {name: judge_labels(store, name) for name in dict.fromkeys(names)}
+        if samples:
+            scores = {
+                r: s for name in dict.fromkeys(names) for r, s in judge_sample_raters(store, name).items()
+            }
+        else:
+            scores = {name: judge_labels(store, name) for name in dict.fromkeys(names)}
         cats = {k: c.value for k, (c, _) in store.items().items()}
+    if labels is not None and samples:
+        raise GapevalError("labels rate items, samples rate outputs: give one or the other", field="--labels")
     if labels is not None:
         scores[str(labels)] = read_labels(labels)
     raters = list(scores)
@@ -449,7 +459,7 @@ def agreement(
         raise GapevalError(
             "give two raters or more: --judge twice, --vs JUDGE or --labels CSV", field="--labels"
         )
-    detail = agree(scores[raters[0]], scores[raters[1]], cats) if len(raters) == 2 else None
+    detail = agree(scores[raters[0]], scores[raters[1]], cats) if len(raters) == 2 and not samples else None
     return AgreementResult(raters, reliability(scores), detail)
 
 

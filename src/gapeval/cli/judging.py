@@ -98,6 +98,13 @@ def agreement_cmd(
         list[str] | None, typer.Option("--judge", "-j", help="Judge id to compare (repeat for more).")
     ] = None,
     versus: Annotated[str | None, typer.Option("--vs", help="One more judge id.")] = None,
+    samples: Annotated[
+        bool,
+        typer.Option(
+            "--samples",
+            help="Compare each judge's independent samples (judged with --samples k): self-agreement.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Agreement among judges and people's labels: per pair and direction, kappa, Pearson r, and alpha."""
@@ -105,7 +112,7 @@ def agreement_cmd(
     from gapeval.report.tables import agreement_table, reliability_table
 
     def go() -> None:
-        res = api.agreement(run_dir, judges=judge or ["rules"], labels=labels, versus=versus)
+        res = api.agreement(run_dir, judges=judge or ["rules"], labels=labels, versus=versus, samples=samples)
         rel = res.reliability
         if as_json:
             detail = res.agreement.model_dump() if res.agreement is not None else {}

@@ -61,6 +61,34 @@ def judge_labels(store: RunStore, judge_id: str) -> dict[Key, float]:
     return {k: float(np.mean(v)) for k, v in scores.items()}
 
 
+def judge_sample_raters(store: RunStore, judge_id: str) -> dict[str, dict[Key, float]]:
+    """A judge's independent samples as raters (``JUDGE#1``...): how far it agrees with itself.
+
+    The units are outputs (``ITEM/SAMPLE`` per direction): each of the ``k`` judge calls on one output
+    is one rater's verdict on it. Only a judge that stored several samples per output (``--samples k``)
+    has them.
+
+    Raises:
+        GapevalError: The judge stored one sample per output.
+
+    """
+    raters: dict[str, dict[Key, float]] = defaultdict(dict)
+    for v in store.verdicts(judge_id):
+        calls = (v.meta or {}).get("samples")
+        if v.status is not VerdictStatus.OK or not isinstance(calls, list) or len(calls) < 2:
+            continue
+        for i, call in enumerate(calls):
+            raters[f"{judge_id}#{i + 1}"][(f"{v.item_id}/{v.sample}", str(v.direction))] = float(call)
+    if not raters:
+        raise GapevalError(
+            f"judge {judge_id!r} stored one verdict per output; judge with --samples k (k >= 2) to compare "
+            "its samples",
+            file=store.path,
+            field="--samples",
+        )
+    return dict(raters)
+
+
 def read_labels(path: str | Path) -> dict[Key, float]:
     """Human labels: CSV with columns item_id, direction (und/gen), label (1/0, pass/fail, yes/no...)."""
     out: dict[Key, float] = {}
