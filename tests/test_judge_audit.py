@@ -308,3 +308,71 @@ def test_a_vlm_judge_is_audited_on_the_built_in_world_in_one_command(tmp_path, m
         if "text-to-image results for multi-hop" in b["messages"][0]["content"]
     ]
     assert world_knowledge_images and set(world_knowledge_images) == {2}
+
+
+def _category_world(seed: int, j: int = 4000) -> tuple[mirt.Responses, np.ndarray, dict[str, np.ndarray]]:
+    """Two categories, one hard whose images the judge is harsh on, one easy it judges fairly.
+
+    True gap 0.8 logit everywhere; returns the judged responses and the audit's confusion counts overall
+    and per category (here the audit covers every output).
+    """
+    rng = np.random.default_rng(seed)
+    cat = np.arange(j) % 2
+    e = rng.normal(0, 1.0, j) + np.where(cat == 0, -1.0, 1.0)
+    right = np.stack(
+        [rng.random(j) < 1 / (1 + np.exp(-(1.0 + e))), rng.random(j) < 1 / (1 + np.exp(-(0.2 + e)))], 1
+    )
+    harsh, fair = np.array([[0.95, 0.05], [0.5, 0.1]]), np.array([[0.95, 0.05], [0.95, 0.1]])
+    rates = np.where(cat[:, None, None] == 0, harsh, fair)
+    seen = np.where(right, rng.random((j, 2)) < rates[:, :, 0], rng.random((j, 2)) < rates[:, :, 1])
+
+    def counts(idx: np.ndarray) -> np.ndarray:
+        r, o = right[idx], seen[idx]
+        return np.array([[np.sum(r[:, d] & o[:, d]), np.sum(r[:, d] & ~o[:, d]), np.sum(~r[:, d] & o[:, d]),
+                          np.sum(~r[:, d] & ~o[:, d])] for d in range(2)], dtype=float)  # fmt: skip
+
+    names = ["hard" if c == 0 else "easy" for c in cat]
+    data = mirt.Responses(["m"], [f"q{i}" for i in range(j)], seen.astype(float)[None], names)
+    whole = np.arange(j)
+    return data, counts(whole), {n: counts(np.flatnonzero(cat == k)) for k, n in enumerate(("hard", "easy"))}
+
+
+def test_correcting_per_category_fits_each_category_with_its_own_rates() -> None:
+    from gapeval.scoring.judge_error import corrected_scores
+
+    gaps: dict[str, list[float]] = {"hard": [], "easy": []}
+    for seed in range(6):
+        data, overall, per = _category_world(seed)
+        rows = corrected_scores(data, overall, n_boot=0, by_category=per)
+        assert [r.group for r in rows] == ["Overall", "easy", "hard"] and all(not r.pooled for r in rows)
+        for r in rows[1:]:
+            gaps[r.group].append(r.gap)
+    for group, values in gaps.items():
+        se = np.std(values) / np.sqrt(len(values))
+        assert abs(np.mean(values) - 0.8) < 3 * se + 0.05, (group, values)
+    # a category the audit cannot estimate (no truly wrong output there) is corrected with the overall rates
+    data, overall, per = _category_world(0)
+    per["easy"][:, 2:] = 0
+    rows = corrected_scores(data, overall, n_boot=0, by_category=per)
+    assert next(r for r in rows if r.group == "easy").pooled == ["und", "gen"]
+
+
+def test_score_corrects_per_category_on_request(judged) -> None:
+    cli, root, run = judged
+    code, _, err = invoke(cli, "audit", str(run), "-j", HARSH, "--truth", "scene", "-o", str(root / "h.json"))
+    assert code == 0, err
+    code, out, err = invoke(cli, "score", str(run), "-j", HARSH, "--judge-audit", str(root / "h.json"),
+                            "--correct-by", "category", "--boot", "0", "-f", "json")  # fmt: skip
+    assert code == 0, err
+    groups = [c["group"] for c in json.loads(out)["corrected"]]
+    assert groups == [
+        "Overall",
+        "Instruction Following",
+        "Numerical Perception",
+        "Reasoning",
+        "World Knowledge",
+    ]
+    code, _, err = invoke(
+        cli, "score", str(run), "--judge-audit", str(root / "h.json"), "--correct-by", "item"
+    )
+    assert code == 2 and "--correct-by" in err

@@ -427,6 +427,7 @@ def score(
     keep_responses: bool = False,
     export: str | Path | None = None,
     judge_audit: str | Path | Audit | None = None,
+    correct_by: str = "direction",
 ) -> ScoreResult:
     """Score runs from their stored verdicts: accuracies, joint tables, and the gap.
 
@@ -447,6 +448,8 @@ def score(
             inside a run directory.
         judge_audit: An audit of the judge deciding these runs (``gapeval audit``'s file, or the audit):
             the scores are also given corrected for its error per direction (``result.corrected``).
+        correct_by: ``category``: also the corrected scores per category, each category fitted on its
+            own questions with the judge's rates in that category (where the audit estimates them).
 
     """
     audit = (
@@ -454,6 +457,8 @@ def score(
         if judge_audit is not None and not isinstance(judge_audit, Audit)
         else judge_audit
     )
+    if correct_by not in ("direction", "category"):
+        raise GapevalError(f"unknown {correct_by!r}; direction or category", field="--correct-by")
     if audit is not None:
         keep_responses = True
     if export is not None:
@@ -547,8 +552,13 @@ def score(
         if others:
             notes.append(f"the audit is of {audit.judge}; some verdicts come from {others}, corrected "
                          "with its rates all the same")  # fmt: skip
+        by_category = audit.category_counts() if correct_by == "category" else None
+        if by_category is not None:
+            notes.append("corrected per category: each category fitted on its own questions with the "
+                         "judge's rates there, where the audit estimates them")  # fmt: skip
         try:
-            corrected = corrected_scores(data, audit.counts(), n_boot=n_boot, ci=audit.ci)
+            corrected = corrected_scores(data, audit.counts(), n_boot=n_boot, ci=audit.ci,
+                                         by_category=by_category)  # fmt: skip
         except ValueError as exc:
             raise GapevalError(str(exc), file=audit.run, field="judge_audit") from None
     platform = platform_note() if any(r.gap is not None for r in rows) else None
@@ -647,6 +657,7 @@ def report_site(
     kinds: Sequence[str] = (),
     judge_audit: str | Path | None = None,
     only: set[tuple[str, str, int]] | None = None,
+    correct_by: str = "direction",
 ) -> SitePaths:
     """Write the HTML report of one or several runs (a static site; open ``index.html`` from disk).
 
@@ -665,6 +676,7 @@ def report_site(
             scores, and beside them the scores corrected for its error.
         only: A labelling sample (``(item_id, direction, sample)``): the item browser holds just these
             outputs and opens in labelling mode.
+        correct_by: With an audit: ``category`` to add the scores corrected per category.
 
     """
     if not runs:
@@ -680,7 +692,7 @@ def report_site(
     # With an audit, the scores shown are the audited judge's: the ones its correction applies to.
     chosen = [audit.judge] if audit is not None else None
     result = result or score(records, judges=chosen, method="both", fragility_n=fragility_n, n_boot=n_boot,
-                             judge_audit=audit)  # fmt: skip
+                             judge_audit=audit, correct_by=correct_by)  # fmt: skip
     items: dict[str, Item] = {i.id: i for i in suite.items} if suite is not None else {}
     have = {suite.content_hash()} if suite is not None else set()
     for path, rec in zip(dirs, records, strict=True):

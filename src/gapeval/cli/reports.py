@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from gapeval.cli.shell import BootOpt, FragilityOpt, app, guard, say
+from gapeval.cli.shell import BootOpt, CorrectByOpt, FragilityOpt, app, guard, say
 
 
 @app.command("report")
@@ -28,6 +28,7 @@ def report_cmd(
         Path | None,
         typer.Option(help="An audit of the judge (gapeval audit): also show the corrected scores."),
     ] = None,
+    correct_by: CorrectByOpt = "direction",
 ) -> None:
     """Write the HTML report of runs from their stored verdicts (never re-runs or re-judges).
 
@@ -38,7 +39,7 @@ def report_cmd(
 
     def go() -> None:
         site = api.report_site(run_dirs, out=out_dir, fragility_n=fragility_n, n_boot=n_boot,
-                               kinds=kind or (), judge_audit=judge_audit)  # fmt: skip
+                               kinds=kind or (), judge_audit=judge_audit, correct_by=correct_by)  # fmt: skip
         for path in site.reports:
             say(f"report: {path}")
         say(f"html report: {site.index}")

@@ -8,7 +8,18 @@ from typing import Annotated
 
 import typer
 
-from gapeval.cli.shell import BootOpt, FragilityOpt, JsonOpt, app, guard, print_json, print_notes, say, show
+from gapeval.cli.shell import (
+    BootOpt,
+    CorrectByOpt,
+    FragilityOpt,
+    JsonOpt,
+    app,
+    guard,
+    print_json,
+    print_notes,
+    say,
+    show,
+)
 from gapeval.errors import GapevalError
 
 
@@ -39,6 +50,7 @@ def score_cmd(
         Path | None,
         typer.Option(help="An audit of the judge (gapeval audit): also show the corrected scores."),
     ] = None,
+    correct_by: CorrectByOpt = "direction",
     as_json: JsonOpt = False,
 ) -> None:
     """Score runs from their stored verdicts: accuracies, joint tables, and the gap."""
@@ -60,6 +72,7 @@ def score_cmd(
             unsupported_as_wrong=unsupported_as_wrong,
             export=export,
             judge_audit=judge_audit,
+            correct_by=correct_by,
         )
         tables = score_tables(result, coupling=coupling)
         if as_json or fmt == "json":

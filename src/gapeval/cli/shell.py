@@ -48,6 +48,13 @@ out = Console(width=None if sys.stdout.isatty() else 160, markup=False)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 160, markup=False)
 T = TypeVar("T")
 
+CorrectByOpt = Annotated[
+    str,
+    typer.Option(
+        help="With --judge-audit: direction (the judge's rates per direction), or category (also each "
+        "category corrected with the judge's rates there, fitted on its own questions).",
+    ),
+]
 RubricsOpt = Annotated[
     Path | None,
     typer.Option(

@@ -445,6 +445,7 @@ def corrected_table(corrected: Sequence[Corrected], *, judge: str) -> Table:
     """Per model, the scores as the judge gave them and corrected for its audited error."""
     columns = [
         Column(key="model", title="model", kind="text"),
+        Column(key="group", title="category", kind="text", help="Overall, or a category fitted on its own"),
         Column(key="und_raw", title="Und", scale=100, help="as judged"),
         Column(key="und", title="Und corrected", scale=100),
         Column(key="gen_raw", title="Gen", scale=100, help="as judged"),
@@ -457,9 +458,10 @@ def corrected_table(corrected: Sequence[Corrected], *, judge: str) -> Table:
         *(Column(key=f"p_{k}", title=k.replace("_", " "), scale=100, terminal=False) for k in JOINT),
     ]
     rows = []
+    pooled = [f"{c.model} / {c.group}: {', '.join(c.pooled)}" for c in corrected if c.pooled]
     for c in corrected:
         values: dict[str, Any] = c.model_dump(
-            include={"model", "und_raw", "und", "gen_raw", "gen", "gap_raw", "gap"}
+            include={"model", "group", "und_raw", "und", "gen_raw", "gen", "gap_raw", "gap"}
         )
         values["ci"] = (c.low, c.high) if c.low is not None else None
         values.update(zip((f"p_{k}" for k in JOINT), c.joint, strict=True))
@@ -474,7 +476,11 @@ def corrected_table(corrected: Sequence[Corrected], *, judge: str) -> Table:
         caption="x100 for accuracies. Und/Gen corrected: Rogan-Gladen with the audit's sensitivity and "
         "specificity per direction; gap corrected: the identified gap with a misclassification layer, its "
         f"interval a percentile bootstrap over {boots} resamples of questions and audit together; "
-        "both..neither: the joint shares corrected.",
+        "both..neither: the joint shares corrected. A category row is fitted on that category's questions "
+        "with the judge's rates there.",
+        notes=[f"with the overall rates where the audit cannot estimate a category's: {'; '.join(pooled)}"]
+        if pooled
+        else [],
         caveats=CORRECTION_CAVEATS,
         marked={"clipped": ["und", "gen", "p_both", "p_und_only", "p_gen_only", "p_neither"]},
     )
