@@ -144,6 +144,7 @@ def test_toy_train_command_defaults_are_the_shipped_settings() -> None:
         ("layers", "n_layers"),
         ("seed", "seed"),
         ("checkpoint_every", "checkpoint_every"),
+        ("arch", "arch"),
     ]:
         assert params[option].default == getattr(shipped, field), option
 

@@ -541,8 +541,9 @@ def train_toy(
         on_step: Called with the step and the loss.
         on_eval: Called with each held-out evaluation (``und``, ``gen`` accuracy).
         **settings: :class:`~gapeval.toy.train.TrainConfig` fields (``steps``, ``batch_size``,
-            ``d_model``, ``n_layers``, ``seed``, ``checkpoint_every``...); its defaults are the shipped
-            weights' recipe.
+            ``d_model``, ``n_layers``, ``seed``, ``checkpoint_every``, ``arch``...); its defaults are the
+            shipped weights' recipe (``arch`` ``shared``; ``mot`` and ``towers`` train from scratch with
+            the same data, steps and seeds).
 
     """
     import numpy as np
@@ -550,6 +551,7 @@ def train_toy(
     from gapeval.files import output_folder
     from gapeval.toy.data import sample_specs
     from gapeval.toy.evaluate import evaluate_specs
+    from gapeval.toy.model import ARCHS
     from gapeval.toy.train import TrainConfig
     from gapeval.toy.train import train as fit
 
@@ -557,6 +559,10 @@ def train_toy(
         cfg = TrainConfig(**settings)
     except TypeError as exc:  # a setting TrainConfig does not have
         raise GapevalError(f"not a training setting ({exc})", field="settings") from None
+    if cfg.arch not in ARCHS:
+        raise GapevalError(f"unknown architecture {cfg.arch!r}; known: {', '.join(ARCHS)}", field="--arch")
+    if init is not None and settings.get("arch") not in (None, "shared"):
+        raise GapevalError("a fine-tuned model keeps its checkpoint's architecture", field="--arch")
     folder = output_folder(out)
     rng = np.random.default_rng(cfg.seed + 7)
     held_out = sample_specs(rng, eval_items, split="test") if eval_items else []

@@ -29,6 +29,13 @@ def toy_train_cmd(
         int, typer.Option(help="Held-out items per checkpoint evaluation (0: none).")
     ] = 400,
     init: Annotated[Path | None, typer.Option(help="Fine-tune from this checkpoint.")] = None,
+    arch: Annotated[
+        str,
+        typer.Option(
+            help="shared (every token through the same weights), mot (generation tokens through their own "
+            "norms, projections and MLPs, attention shared) or towers (two stacks sharing the embeddings)."
+        ),
+    ] = "shared",
 ) -> None:
     """Train the built-in model from scratch (reproducible: fixed seeds, fresh procedural data)."""
     from gapeval import api
@@ -50,7 +57,7 @@ def toy_train_cmd(
         try:
             final = api.train_toy(out_dir, eval_items=eval_items, init=init, on_step=on_step, on_eval=on_eval,
                                   steps=steps, batch_size=batch_size, d_model=d_model, n_layers=layers,
-                                  seed=seed, checkpoint_every=checkpoint_every)  # fmt: skip
+                                  seed=seed, checkpoint_every=checkpoint_every, arch=arch)  # fmt: skip
         finally:
             bar.stop()
         say(f"final checkpoint: {final}; log: {out_dir / 'train_log.jsonl'}")

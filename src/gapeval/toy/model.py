@@ -4,11 +4,22 @@ Understanding: ``<bos> [<img> c1..c9 </img>] prompt <ans>`` then greedy words un
 Generation: ``<bos> <gen> prompt <img>`` (or ``<bos> <img> c1..c9 </img> <edit> prompt <img>`` for an
 edit) then 9 image codes, each sampled at temperature 1 from the code tokens only, with a per-request
 generator so that a request's image depends on its seed, not on its batch.
+
+Three architectures (``ModelConfig.arch``), to test how sharing parameters shapes the gap:
+
+- ``shared``: every token through the same weights (the shipped model);
+- ``mot``: a mixture of transformers: the image-generation tokens (the output ``<img>`` of a generation
+  or edit request and the codes after it) use their own layer norms, attention projections and MLPs in
+  every layer, every other token (text, question and input images) the understanding side's; attention
+  runs over the whole sequence, so generation reads the understanding side's states of its prompt, as
+  in BAGEL;
+- ``towers``: two stacks sharing only the embeddings (and the tied head): understanding requests run
+  through one, generation and edit requests through the other.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 
 import torch
@@ -17,10 +28,24 @@ from torch import nn
 
 from gapeval.toy.vocab import ANS, BOS, EDIT, ENDIMG, EOS, GEN, IMG, Vocab
 
+#: The architectures (see the module's docstring).
+ARCHS = ("shared", "mot", "towers")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Size of the network."""
+    """Size and architecture of the network.
+
+    Attributes:
+        vocab_size: Tokens (words, image codes, specials).
+        d_model: Width.
+        n_layers: Blocks (per tower for ``towers``).
+        n_heads: Attention heads.
+        max_len: Longest sequence.
+        dropout: Unused (kept for old checkpoints).
+        arch: ``shared``, ``mot`` or ``towers`` (checkpoints without it are ``shared``).
+
+    """
 
     vocab_size: int
     d_model: int = 128
@@ -28,10 +53,26 @@ class ModelConfig:
     n_heads: int = 4
     max_len: int = 72
     dropout: float = 0.0
+    arch: str = "shared"
 
     def to_dict(self) -> dict[str, int | float]:
         """As plain data for checkpoints."""
         return asdict(self)
+
+
+def _attend(qkv: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """Causal multi-head attention over (B, T, 3D) projections -> (B, T, D)."""
+    b, t, d3 = qkv.shape
+    d = d3 // 3
+    q, k, v = torch.split(qkv, d, dim=2)
+    shape = (b, t, n_heads, d // n_heads)
+    att = F.scaled_dot_product_attention(
+        q.view(shape).transpose(1, 2),
+        k.view(shape).transpose(1, 2),
+        v.view(shape).transpose(1, 2),
+        is_causal=True,
+    )
+    return att.transpose(1, 2).reshape(b, t, d)
 
 
 class Block(nn.Module):
@@ -50,18 +91,79 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Causal self-attention, then the MLP, each with a residual."""
-        b, t, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(d, dim=2)
-        shape = (b, t, self.n_heads, d // self.n_heads)
-        att = F.scaled_dot_product_attention(
-            q.view(shape).transpose(1, 2),
-            k.view(shape).transpose(1, 2),
-            v.view(shape).transpose(1, 2),
-            is_causal=True,
-        )
-        x = x + self.proj(att.transpose(1, 2).reshape(b, t, d))
+        x = x + self.proj(_attend(self.qkv(self.ln1(x)), self.n_heads))
         out: torch.Tensor = x + self.mlp(self.ln2(x))
         return out
+
+
+class MoTBlock(nn.Module):
+    """A block whose norms, projections and MLP are per side (``und``, ``gen``); attention is shared."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.und = Block(cfg)
+        self.gen = Block(cfg)
+        self.n_heads = cfg.n_heads
+
+    @staticmethod
+    def _routed(
+        und: Callable[[torch.Tensor], torch.Tensor],
+        gen: Callable[[torch.Tensor], torch.Tensor],
+        x: torch.Tensor,
+        route: Route,
+    ) -> torch.Tensor:
+        """``und`` on the understanding-side tokens, ``gen`` on the generation-side ones."""
+        if route.gen is None:
+            return und(x)
+        flat = x.reshape(-1, x.shape[-1])
+        first = und(flat.index_select(0, route.und))
+        out = flat.new_empty((flat.shape[0], first.shape[-1]))
+        out.index_copy_(0, route.und, first)
+        out.index_copy_(0, route.gen, gen(flat.index_select(0, route.gen)))
+        return out.view(*x.shape[:-1], first.shape[-1])
+
+    def forward(self, x: torch.Tensor, route: Route) -> torch.Tensor:
+        """``route``: which flattened positions are on which side."""
+        u, g = self.und, self.gen
+        qkv = self._routed(lambda h: u.qkv(u.ln1(h)), lambda h: g.qkv(g.ln1(h)), x, route)
+        x = x + self._routed(u.proj, g.proj, _attend(qkv, self.n_heads), route)
+        return x + self._routed(lambda h: u.mlp(u.ln2(h)), lambda h: g.mlp(g.ln2(h)), x, route)
+
+
+@dataclass(frozen=True)
+class Route:
+    """Flattened (B*T) positions of each side, found once per forward pass and used by every layer."""
+
+    und: torch.Tensor
+    gen: torch.Tensor | None
+
+    @classmethod
+    def of(cls, side: torch.Tensor) -> Route:
+        """From a (B, T) bool mask of the generation side."""
+        flat = side.reshape(-1)
+        gen = torch.nonzero(flat).squeeze(1)
+        return cls(torch.nonzero(~flat).squeeze(1), gen if len(gen) else None)
+
+
+def generation_rows(ids: torch.Tensor) -> torch.Tensor:
+    """(B,) bool: which sequences are generation or edit requests."""
+    out: torch.Tensor = ((ids == GEN) | (ids == EDIT)).any(dim=1)
+    return out
+
+
+def generation_side(ids: torch.Tensor) -> torch.Tensor:
+    """(B, T) bool: the image-generation tokens of each sequence.
+
+    In a generation or edit request, the output ``<img>`` (its last ``<img>``) and everything after it;
+    nothing in an understanding request.
+    """
+    t = ids.shape[1]
+    at = torch.arange(t, device=ids.device)
+    last_img = torch.where(ids == IMG, at[None], torch.full_like(ids, -1)).max(dim=1).values
+    out: torch.Tensor = (
+        generation_rows(ids)[:, None] & (at[None] >= last_img[:, None]) & (last_img[:, None] >= 0)
+    )
+    return out
 
 
 class UnifiedTransformer(nn.Module):
@@ -69,11 +171,18 @@ class UnifiedTransformer(nn.Module):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
+        if cfg.arch not in ARCHS:
+            raise ValueError(f"unknown architecture {cfg.arch!r}; known: {', '.join(ARCHS)}")
         self.cfg = cfg
         self.tok = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.pos = nn.Embedding(cfg.max_len, cfg.d_model)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        kind = MoTBlock if cfg.arch == "mot" else Block
+        self.blocks = nn.ModuleList(kind(cfg) for _ in range(cfg.n_layers))
         self.ln = nn.LayerNorm(cfg.d_model)
+        if cfg.arch == "towers":
+            # The generation tower: its own blocks and final norm; embeddings and head stay shared.
+            self.gen_blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+            self.gen_ln = nn.LayerNorm(cfg.d_model)
         self.apply(self._init)
 
     @staticmethod
@@ -87,10 +196,36 @@ class UnifiedTransformer(nn.Module):
         """(B, T) ids -> (B, T, D) final hidden states."""
         pos = torch.arange(ids.shape[1], device=ids.device)
         x = self.tok(ids) + self.pos(pos)[None]
+        if self.cfg.arch == "mot":
+            route = Route.of(generation_side(ids))
+            for block in self.blocks:
+                x = block(x, route)
+            out: torch.Tensor = self.ln(x)
+            return out
+        if self.cfg.arch == "towers":
+            rows = generation_rows(ids)
+            out = x.new_empty(x.shape)
+            for keep, blocks, norm in ((~rows, self.blocks, self.ln), (rows, self.gen_blocks, self.gen_ln)):
+                if bool(keep.any()):
+                    h = x[keep]
+                    for block in blocks:
+                        h = block(h)
+                    out[keep] = norm(h)
+            return out
         for block in self.blocks:
             x = block(x)
-        out: torch.Tensor = self.ln(x)
+        out = self.ln(x)
         return out
+
+    def side_of(self, name: str) -> str:
+        """Which side a parameter serves: ``und``, ``gen`` or ``shared`` (by its name in the state)."""
+        if self.cfg.arch == "mot" and name.startswith("blocks."):
+            return name.split(".")[2]
+        if self.cfg.arch == "towers" and name.startswith(("blocks.", "ln.")):
+            return "und"
+        if self.cfg.arch == "towers" and name.startswith(("gen_blocks.", "gen_ln.")):
+            return "gen"
+        return "shared"
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Hidden states (..., D) -> logits (..., V) through the tied head."""

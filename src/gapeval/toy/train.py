@@ -43,6 +43,7 @@ class TrainConfig:
     eval_items: int = 40
     chunk_items: int = 2048
     threads: int = 2
+    arch: str = "shared"
 
 
 def save_checkpoint(
@@ -159,7 +160,11 @@ def train(
         vocab = Vocab(world_words(), tok.size)
         model = UnifiedTransformer(
             ModelConfig(
-                vocab_size=vocab.size, d_model=cfg.d_model, n_layers=cfg.n_layers, n_heads=cfg.n_heads
+                vocab_size=vocab.size,
+                d_model=cfg.d_model,
+                n_layers=cfg.n_layers,
+                n_heads=cfg.n_heads,
+                arch=cfg.arch,
             )
         )
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
