@@ -668,3 +668,59 @@ def import_authors_rubrics(repo: str | Path, out: str | Path = "authors-rubrics"
     from gapeval.judges.authors import import_authors
 
     return import_authors(repo, out)
+
+
+@dataclass
+class OverlapResult:
+    """The parameter-overlap probe, and where a knowledge experiment's arms wrote.
+
+    Attributes:
+        overlap: Per module, the two directions' gradients compared
+            (:class:`~gapeval.experiments.probes.Overlap`).
+        changes: With ``arms``, the relative weight change per module and arm
+            (:class:`~gapeval.experiments.probes.WeightChanges`).
+
+    """
+
+    overlap: Any
+    changes: Any = None
+
+
+def probe_overlap(
+    model: str = "toy",
+    *,
+    facts: str | Path | None = None,
+    examples: int = 32,
+    topk: float = 1.0,
+    seed: int = 0,
+    options: Mapping[str, str] | None = None,
+    arms: str | Path | None = None,
+) -> OverlapResult:
+    """Where the understanding and the generation loss of the same facts land in a model, per module.
+
+    Args:
+        model: ``toy``, ``toy:CHECKPOINT`` (any architecture variant) or ``janus:PATH``.
+        facts: A knowledge spec whose facts are asked both ways (default: the built-in injection spec's
+            new entities).
+        examples: Examples per direction.
+        topk: The top percentage of parameters by gradient magnitude compared between the directions.
+        seed: The examples' seed.
+        options: Adapter options (``device``, ``dtype`` for janus).
+        arms: A knowledge experiment's folder: also the relative weight change per module of each arm.
+
+    """
+    from gapeval.experiments.knowledge_data import Sampler
+    from gapeval.experiments.knowledge_spec import KnowledgeSpec, builtin_spec
+    from gapeval.experiments.probes import probe_overlap as probe
+    from gapeval.experiments.probes import weight_changes
+    from gapeval.specfile import load_spec_file
+
+    if examples < 1:
+        raise GapevalError("at least one example per direction", field="--examples")
+    file = Path(facts) if facts is not None else builtin_spec("inject")
+    spec = load_spec_file(file, KnowledgeSpec)
+    sampler = Sampler(spec, "both", seed, file.parent)  # the facts, asked both ways
+    und, gen = sampler.knowledge("und", examples), sampler.knowledge("gen", examples)
+    words = [f.name for f in spec.facts] if spec.experiment == "inject" else []
+    result = probe(model, und, gen, words=words, topk=topk / 100, options=options)
+    return OverlapResult(result, weight_changes(arms) if arms is not None else None)

@@ -362,3 +362,46 @@ def janus_gen_loss(model: Any, processor: Any, examples: Sequence[Example]) -> A
     hidden = model.model.language_model(inputs_embeds=embeds, attention_mask=full, position_ids=positions)
     logits = model.model.generation_head(hidden.last_hidden_state[:, ids.shape[1] - 1 :, :]).float()
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
+
+
+def loss_functions(
+    model_spec: str, words: Sequence[str] = (), options: dict[str, str] | None = None
+) -> tuple[Any, Callable[[list[Example]], Any], Callable[[list[Example]], Any]]:
+    """A model and the loss each direction trains it with in a knowledge experiment (for probes).
+
+    ``toy`` / ``toy:CHECKPOINT``: the mean sequence loss of :func:`toy_sequences` (what
+    :class:`ToyRunner` optimises), with tokens for ``words`` the model does not know (as its baseline);
+    ``janus:PATH``: :func:`janus_und_loss` and :func:`janus_gen_loss`, the LoRA runner's.
+
+    Raises:
+        GapevalError: A family no runner trains, or a checkpoint that does not exist.
+
+    """
+    family, _, arg = model_spec.partition(":")
+    if family == "toy":
+        from gapeval.models.toy import shipped_checkpoint
+        from gapeval.toy.data import collate
+        from gapeval.toy.model import grow_vocabulary
+        from gapeval.toy.train import load_checkpoint, sequence_losses
+
+        source = Path(arg) if arg else shipped_checkpoint()
+        if not source.is_file():
+            raise GapevalError("checkpoint does not exist", file=source, field="model")
+        model, vocab, tok, _ = load_checkpoint(source)
+        vocab = grow_vocabulary(model, vocab, words)
+
+        def toy_loss(examples: list[Example]) -> Any:
+            return sequence_losses(model, collate(toy_sequences(examples, vocab, tok))).mean()
+
+        return model, toy_loss, toy_loss
+    if family == "janus":
+        from transformers import JanusForConditionalGeneration, JanusProcessor
+
+        from gapeval.models.hf import load_pretrained, settings_from
+        from gapeval.models.janus import JanusSettings
+
+        s = settings_from(JanusSettings, arg, dict(options or {}), "janus")
+        model, processor = load_pretrained(JanusForConditionalGeneration, JanusProcessor, arg, s, "janus")
+        return (model, lambda ex: janus_und_loss(model, processor, ex),
+                lambda ex: janus_gen_loss(model, processor, ex))  # fmt: skip
+    raise GapevalError(f"probes read toy and janus models, not {family!r}", field="model")
