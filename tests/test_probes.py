@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -9,7 +10,7 @@ from conftest import invoke
 from gapeval import api
 from gapeval.experiments.knowledge_data import Sampler
 from gapeval.experiments.knowledge_spec import load_spec
-from gapeval.experiments.probes import probe_overlap, weight_changes
+from gapeval.experiments.probes import linear_cka, probe_overlap, read_across, weight_changes
 from gapeval.toy.train import load_checkpoint, save_checkpoint
 
 TINY = {"steps": 2, "batch_size": 8, "d_model": 32, "n_layers": 2, "n_heads": 2, "checkpoint_every": 2,
@@ -90,3 +91,36 @@ def test_the_probe_reads_janus_through_the_lora_runners_losses(tmp_path) -> None
     # the generation head is read by generation only; the vision tower by understanding only
     head = [g for g in res.groups if "generation_head" in g.group]
     assert head and all(g.cosine is None and g.und_share == 0 for g in head)
+
+
+def test_the_representation_probe_reads_a_shared_code_and_nothing_in_noise() -> None:
+    rng = np.random.default_rng(0)
+    k, n, d = 8, 400, 24
+    means, labels = rng.normal(0, 1, (k, d)), np.arange(n) % k
+    und = means[labels] + 0.3 * rng.normal(0, 1, (n, d))
+    shared = means[labels] + 0.3 * rng.normal(0, 1, (n, d))  # the same code on the other path
+    disjoint = rng.normal(0, 1, (k, d))[labels] + 0.3 * rng.normal(0, 1, (n, d))  # a code of its own
+    (same,) = read_across(und[None], shared[None], labels, k)
+    (apart,) = read_across(und[None], disjoint[None], labels, k)
+    assert same.transfer > 0.95 and same.within > 0.95 and same.cka > 0.8
+    assert apart.within > 0.95 and apart.within_gen > 0.95  # both paths hold the entity...
+    assert apart.transfer_low <= 1 / k <= apart.transfer_high  # ...but not the same way: chance across
+    shuffled = rng.permutation(labels)
+    (blind,) = read_across(und[None], shared[None], shuffled, k)
+    assert (
+        blind.within_low <= 1 / k <= blind.within_high and blind.transfer_low <= 1 / k <= blind.transfer_high
+    )
+    rotation, _ = np.linalg.qr(rng.normal(0, 1, (d, d)))
+    assert linear_cka(und, und @ rotation) == pytest.approx(1.0)
+
+
+def test_the_representation_probe_from_an_empty_folder(cli, tmp_path, monkeypatch, towers) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = invoke(cli, "probe", "representations", "--per-entity", "4")
+    assert code == 0, err
+    assert "Is an entity held the same way on both paths? toy" in out and list(tmp_path.iterdir()) == []
+    res = api.probe_representations(f"toy:{towers}", per_entity=3)
+    assert len(res.layers) == 2 + 2 and res.chance == pytest.approx(1 / len(res.entities))
+    for bad, field in ((["--per-entity", "1"], "--per-entity"), ([f"janus:{tmp_path}"], "model")):
+        code, _, err = invoke(cli, "probe", "representations", *bad)
+        assert code == 2 and field in err and len(err.strip().splitlines()) == 1, err

@@ -724,3 +724,31 @@ def probe_overlap(
     words = [f.name for f in spec.facts] if spec.experiment == "inject" else []
     result = probe(model, und, gen, words=words, topk=topk / 100, options=options)
     return OverlapResult(result, weight_changes(arms) if arms is not None else None)
+
+
+def probe_representations(
+    model: str = "toy", *, facts: str | Path | None = None, per_entity: int = 16, seed: int = 0
+) -> Any:
+    """Whether the two paths of the built-in model hold an entity the same way, per layer.
+
+    A linear probe trained to read the entity from the understanding path's states is read on the
+    generation path's (:class:`~gapeval.experiments.probes.Representations`: accuracy within and across,
+    with intervals, and CKA).
+
+    Args:
+        model: ``toy`` or ``toy:CHECKPOINT`` (any architecture variant, a knowledge arm).
+        facts: A knowledge spec whose facts are the entities (default: the world's invented entities).
+        per_entity: Examples per entity and direction.
+        seed: The examples' seed.
+
+    """
+    from gapeval.experiments.knowledge_spec import KnowledgeSpec
+    from gapeval.experiments.probes import probe_representations as probe
+    from gapeval.specfile import load_spec_file
+    from gapeval.suites.shapes import tasks
+
+    if facts is not None:
+        entities = dict(load_spec_file(Path(facts), KnowledgeSpec).looks())
+    else:
+        entities = {e: tasks.LOOKS[e] for e in tasks.ENTITIES}
+    return probe(model, entities, per_entity=per_entity, seed=seed)

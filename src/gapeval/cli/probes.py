@@ -45,3 +45,26 @@ def overlap_cmd(
         show(res.overlap.table(), *([res.changes.table()] if res.changes else []))
 
     guard(go)
+
+
+@probe_app.command("representations")
+def representations_cmd(
+    model: Annotated[str, typer.Argument(help="toy or toy:CHECKPOINT (any --arch variant).")] = "toy",
+    facts: Annotated[
+        Path | None, typer.Option(help="Knowledge spec whose facts are the entities (default: the world's).")
+    ] = None,
+    per_entity: Annotated[int, typer.Option(help="Examples per entity and direction.")] = 16,
+    seed: int = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Per layer, whether an entity read on the understanding path reads on the generation path."""
+    from gapeval import api
+
+    def go() -> None:
+        res = api.probe_representations(model, facts=facts, per_entity=per_entity, seed=seed)
+        if as_json:
+            print_json(res.model_dump())
+            return
+        show(res.table())
+
+    guard(go)

@@ -301,3 +301,209 @@ def weight_changes(folder: str | Path) -> WeightChanges:
         arms=names,
         groups=[ArmChange(group=g, side=base.side_of(g + ".weight"), change=c) for g, c in per.items()],
     )
+
+
+# -- representations ---------------------------------------------------------------------------------
+class LayerReading(BaseModel):
+    """How far one layer's states of the two paths hold an entity the same way.
+
+    Attributes:
+        layer: 0 for the embeddings, ``i`` after block ``i``, the last for the final normalised states.
+        within: Accuracy of a linear probe trained on half the understanding states and read on the
+            other half (how well the layer holds the entity at all), with its Wilson interval.
+        within_gen: The same on the generation path (transfer can reach only what both paths hold).
+        transfer: Accuracy of the probe trained on all understanding states, read on the generation
+            path's states of the same entities (a shared representation reads well; disjoint, at chance).
+        cka: Linear CKA between the two paths' states of paired examples (same entity, pair by pair).
+
+    """
+
+    layer: int
+    within: float
+    within_low: float
+    within_high: float
+    within_gen: float
+    transfer: float
+    transfer_low: float
+    transfer_high: float
+    cka: float
+
+
+class Representations(BaseModel):
+    """The representation probe of one model.
+
+    Attributes:
+        model: The model spec.
+        entities: The entities read.
+        per_entity: Examples per entity and direction.
+        chance: The accuracy of guessing (one over the entities).
+        layers: Per layer.
+
+    """
+
+    model: str
+    entities: list[str]
+    per_entity: int
+    chance: float
+    layers: list[LayerReading]
+
+    def table(self) -> Table:
+        """One row per layer."""
+        columns = [
+            Column(key="layer", title="layer", kind="int"),
+            Column(key="within", title="und -> und", digits=3, help="held-out understanding states"),
+            Column(key="within_ci", title="95% CI", kind="interval", digits=2),
+            Column(key="within_gen", title="gen -> gen", digits=3, help="held-out generation states"),
+            Column(key="transfer", title="und -> gen", digits=3, help="read on the generation path"),
+            Column(key="transfer_ci", title="95% CI", kind="interval", digits=2),
+            Column(key="cka", title="CKA", digits=3, help="linear CKA of the paired states"),
+        ]
+        rows = [
+            Row(
+                values={
+                    **r.model_dump(),
+                    "within_ci": (r.within_low, r.within_high),
+                    "transfer_ci": (r.transfer_low, r.transfer_high),
+                }
+            )
+            for r in self.layers
+        ]
+        return Table(
+            name="representations",
+            title=f"Is an entity held the same way on both paths? {self.model}",
+            columns=columns,
+            rows=rows,
+            caption=f"{len(self.entities)} entities x {self.per_entity} examples per direction; chance "
+            f"{self.chance:.3f}. A linear probe (ridge, one-vs-all) reads the entity from the state at "
+            "the last token of each request (<ans>; the output <img>). Layer 0: embeddings; last: "
+            "final norm.",
+        )
+
+
+def ridge_fit(x: Any, y: Any, n_classes: int, lam: float = 1.0) -> tuple[Any, Any, Any]:
+    """A ridge one-vs-all classifier on standardised features: (weights, mean, scale)."""
+    import numpy as np
+
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+    z = (x - mean) / scale
+    z = np.hstack([z, np.ones((len(z), 1))])
+    target = np.eye(n_classes)[y]
+    w = np.linalg.solve(z.T @ z + lam * np.eye(z.shape[1]), z.T @ target)
+    return w, mean, scale
+
+
+def ridge_predict(model: tuple[Any, Any, Any], x: Any) -> Any:
+    """Class predictions of :func:`ridge_fit`'s classifier."""
+    import numpy as np
+
+    w, mean, scale = model
+    z = np.hstack([(x - mean) / scale, np.ones((len(x), 1))])
+    return np.argmax(z @ w, axis=1)
+
+
+def linear_cka(x: Any, y: Any) -> float:
+    """Linear CKA of two paired sets of states (rows paired)."""
+    import numpy as np
+
+    x = x - x.mean(axis=0)
+    y = y - y.mean(axis=0)
+    cross = float(np.linalg.norm(y.T @ x) ** 2)
+    norm = float(np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y))
+    return cross / norm if norm > 0 else 0.0
+
+
+def read_across(und: Any, gen: Any, labels: Any, n_classes: int, seed: int = 0) -> list[LayerReading]:
+    """Per layer: the entity read within the understanding path, across to the generation path, and CKA.
+
+    Args:
+        und: (L, N, D) understanding states per layer.
+        gen: (L, N, D) generation states, row ``i`` the same entity as ``und``'s row ``i``.
+        labels: (N,) entity index of each row.
+        n_classes: Entities.
+        seed: Which half of the understanding states the within-path probe is trained on.
+
+    """
+    import numpy as np
+
+    from gapeval.scoring.judge_error import wilson
+
+    labels = np.asarray(labels)
+    order = np.random.default_rng(seed).permutation(len(labels))
+    half_a, half_b = order[: len(order) // 2], order[len(order) // 2 :]
+    out = []
+    for layer in range(und.shape[0]):
+        x, g = np.asarray(und[layer], dtype=np.float64), np.asarray(gen[layer], dtype=np.float64)
+        inside = int(np.sum(ridge_predict(ridge_fit(x[half_a], labels[half_a], n_classes), x[half_b])
+                            == labels[half_b]))  # fmt: skip
+        inside_gen = int(np.sum(ridge_predict(ridge_fit(g[half_a], labels[half_a], n_classes), g[half_b])
+                                == labels[half_b]))  # fmt: skip
+        across = int(np.sum(ridge_predict(ridge_fit(x, labels, n_classes), g) == labels))
+        w, t = wilson(inside, len(half_b)), wilson(across, len(labels))
+        out.append(LayerReading(layer=layer, within=w.value or 0.0, within_low=w.low or 0.0,
+                                within_gen=inside_gen / len(half_b),
+                                within_high=w.high or 0.0, transfer=t.value or 0.0, transfer_low=t.low or 0.0,
+                                transfer_high=t.high or 0.0, cka=linear_cka(x, g)))  # fmt: skip
+    return out
+
+
+def probe_representations(
+    model_spec: str, entities: Mapping[str, Any], *, per_entity: int = 16, seed: int = 0
+) -> Representations:
+    """The representation probe of the built-in model (any architecture variant).
+
+    Args:
+        model_spec: ``toy`` or ``toy:CHECKPOINT``.
+        entities: Entity name -> its look (a world object), e.g. the world's invented entities or a
+            knowledge spec's facts.
+        per_entity: Examples per entity and direction (random cells; the understanding image drawn).
+        seed: The examples' seed.
+
+    """
+    import numpy as np
+    import torch
+
+    from gapeval.models.toy import shipped_checkpoint
+    from gapeval.suites.shapes import tasks, world
+    from gapeval.toy.model import gen_prefix, grow_vocabulary, und_prefix
+    from gapeval.toy.train import load_checkpoint
+
+    family, _, arg = model_spec.partition(":")
+    if family != "toy":
+        raise GapevalError("the representation probe reads the built-in model (toy, toy:CHECKPOINT)",
+                           field="model")  # fmt: skip
+    if per_entity < 2 or len(entities) < 2:
+        raise GapevalError("at least two entities and two examples of each", field="--per-entity")
+    source = Path(arg) if arg else shipped_checkpoint()
+    if not source.is_file():
+        raise GapevalError("checkpoint does not exist", file=source, field="model")
+    model, vocab, tok, _ = load_checkpoint(source)
+    vocab = grow_vocabulary(model, vocab, list(entities))
+    model.eval()
+    rng = np.random.default_rng(seed)
+    names = list(entities)
+    und_ids, gen_ids, labels = [], [], []
+    for _ in range(per_entity):
+        for c, name in enumerate(names):
+            spec = tasks.entity_spec(rng, name, int(rng.integers(world.GRID * world.GRID)), entities[name])
+            assert spec.und_scene is not None  # an entity question always shows its scene
+            (codes,) = tok.encode_images([world.render(spec.und_scene, rng)]).tolist()
+            und_ids.append(und_prefix(vocab, spec.und_prompt, [int(x) for x in codes]))
+            gen_ids.append(gen_prefix(vocab, spec.gen_prompt, None))
+            labels.append(c)
+
+    def last_states(prefixes: list[list[int]]) -> Any:
+        out: list[Any] = [None] * len(prefixes)
+        groups: dict[int, list[int]] = {}
+        for i, p in enumerate(prefixes):
+            groups.setdefault(len(p), []).append(i)
+        with torch.no_grad():
+            for rows in groups.values():
+                states = model.layer_states(torch.tensor([prefixes[i] for i in rows]))
+                stacked = torch.stack([s[:, -1] for s in states], dim=1)  # (B, L, D)
+                for r, i in enumerate(rows):
+                    out[i] = stacked[r].numpy()
+        return np.stack(out, axis=1)  # (L, N, D)
+
+    layers = read_across(last_states(und_ids), last_states(gen_ids), np.array(labels), len(names), seed)
+    return Representations(model=model_spec, entities=names, per_entity=per_entity, chance=1 / len(names),
+                           layers=layers)  # fmt: skip

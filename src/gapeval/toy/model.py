@@ -194,28 +194,41 @@ class UnifiedTransformer(nn.Module):
 
     def hidden(self, ids: torch.Tensor) -> torch.Tensor:
         """(B, T) ids -> (B, T, D) final hidden states."""
+        return self._run(ids, collect=False)[-1]
+
+    def layer_states(self, ids: torch.Tensor) -> list[torch.Tensor]:
+        """Each layer's states of every request, on its own path (for probes).
+
+        Returns:
+            ``n_layers + 2`` tensors of (B, T, D): the residual stream after the embeddings and after
+            each block, then the final normalised states.
+
+        """
+        return self._run(ids, collect=True)
+
+    def _run(self, ids: torch.Tensor, collect: bool) -> list[torch.Tensor]:
         pos = torch.arange(ids.shape[1], device=ids.device)
         x = self.tok(ids) + self.pos(pos)[None]
-        if self.cfg.arch == "mot":
-            route = Route.of(generation_side(ids))
-            for block in self.blocks:
-                x = block(x, route)
-            out: torch.Tensor = self.ln(x)
-            return out
+        states = [x] if collect else []
         if self.cfg.arch == "towers":
             rows = generation_rows(ids)
-            out = x.new_empty(x.shape)
+            n = len(self.blocks) + 1 if collect else 1
+            per = [x.new_empty(x.shape) for _ in range(n)]
             for keep, blocks, norm in ((~rows, self.blocks, self.ln), (rows, self.gen_blocks, self.gen_ln)):
                 if bool(keep.any()):
                     h = x[keep]
-                    for block in blocks:
+                    for i, block in enumerate(blocks):
                         h = block(h)
-                    out[keep] = norm(h)
-            return out
+                        if collect:
+                            per[i][keep] = h
+                    per[-1][keep] = norm(h)
+            return [*states, *per]
+        route = Route.of(generation_side(ids)) if self.cfg.arch == "mot" else None
         for block in self.blocks:
-            x = block(x)
-        out = self.ln(x)
-        return out
+            x = block(x, route) if route is not None else block(x)
+            if collect:
+                states.append(x)
+        return [*states, self.ln(x)]
 
     def side_of(self, name: str) -> str:
         """Which side a parameter serves: ``und``, ``gen`` or ``shared`` (by its name in the state)."""
