@@ -121,6 +121,12 @@ def test_the_representation_probe_from_an_empty_folder(cli, tmp_path, monkeypatc
     assert "Is an entity held the same way on both paths? toy" in out and list(tmp_path.iterdir()) == []
     res = api.probe_representations(f"toy:{towers}", per_entity=3)
     assert len(res.layers) == 2 + 2 and res.chance == pytest.approx(1 / len(res.entities))
-    for bad, field in ((["--per-entity", "1"], "--per-entity"), ([f"janus:{tmp_path}"], "model")):
+    # at the entity's own token, layer 0 is the shared embedding plus a position constant on each path:
+    # once centred, the two paths' states are the same (CKA 1)
+    at_name = api.probe_representations(f"toy:{towers}", per_entity=3, at="entity")
+    assert at_name.at == "entity" and at_name.layers[0].cka == pytest.approx(1.0)
+    assert res.layers[0].cka == 0.0  # at the last token, layer 0 is one constant state per path
+    for bad, field in ((["--per-entity", "1"], "--per-entity"), ([f"janus:{tmp_path}"], "model"),
+                       (["--at", "middle"], "--at")):  # fmt: skip
         code, _, err = invoke(cli, "probe", "representations", *bad)
         assert code == 2 and field in err and len(err.strip().splitlines()) == 1, err

@@ -727,7 +727,12 @@ def probe_overlap(
 
 
 def probe_representations(
-    model: str = "toy", *, facts: str | Path | None = None, per_entity: int = 16, seed: int = 0
+    model: str = "toy",
+    *,
+    facts: str | Path | None = None,
+    per_entity: int = 16,
+    seed: int = 0,
+    at: str = "last",
 ) -> Any:
     """Whether the two paths of the built-in model hold an entity the same way, per layer.
 
@@ -740,6 +745,7 @@ def probe_representations(
         facts: A knowledge spec whose facts are the entities (default: the world's invented entities).
         per_entity: Examples per entity and direction.
         seed: The examples' seed.
+        at: Read each request at its ``last`` token or at the ``entity``'s name token.
 
     """
     from gapeval.experiments.knowledge_spec import KnowledgeSpec
@@ -751,4 +757,4 @@ def probe_representations(
         entities = dict(load_spec_file(Path(facts), KnowledgeSpec).looks())
     else:
         entities = {e: tasks.LOOKS[e] for e in tasks.ENTITIES}
-    return probe(model, entities, per_entity=per_entity, seed=seed)
+    return probe(model, entities, per_entity=per_entity, seed=seed, at=at)

@@ -55,13 +55,16 @@ def representations_cmd(
     ] = None,
     per_entity: Annotated[int, typer.Option(help="Examples per entity and direction.")] = 16,
     seed: int = 0,
+    at: Annotated[
+        str, typer.Option(help="Read each request at its last token, or at the entity's name token (entity).")
+    ] = "last",
     as_json: JsonOpt = False,
 ) -> None:
     """Per layer, whether an entity read on the understanding path reads on the generation path."""
     from gapeval import api
 
     def go() -> None:
-        res = api.probe_representations(model, facts=facts, per_entity=per_entity, seed=seed)
+        res = api.probe_representations(model, facts=facts, per_entity=per_entity, seed=seed, at=at)
         if as_json:
             print_json(res.model_dump())
             return

@@ -337,6 +337,8 @@ class Representations(BaseModel):
         entities: The entities read.
         per_entity: Examples per entity and direction.
         chance: The accuracy of guessing (one over the entities).
+        at: Where each request's state is read: ``last`` (its last token: ``<ans>``, the output
+            ``<img>``) or ``entity`` (the entity's own name token).
         layers: Per layer.
 
     """
@@ -345,6 +347,7 @@ class Representations(BaseModel):
     entities: list[str]
     per_entity: int
     chance: float
+    at: str = "last"
     layers: list[LayerReading]
 
     def table(self) -> Table:
@@ -375,8 +378,12 @@ class Representations(BaseModel):
             rows=rows,
             caption=f"{len(self.entities)} entities x {self.per_entity} examples per direction; chance "
             f"{self.chance:.3f}. A linear probe (ridge, one-vs-all) reads the entity from the state at "
-            "the last token of each request (<ans>; the output <img>). Layer 0: embeddings; last: "
-            "final norm.",
+            + (
+                "the last token of each request (<ans>; the output <img>)"
+                if self.at == "last"
+                else "the entity's name token"
+            )
+            + ". Layer 0: embeddings; last: final norm.",
         )
 
 
@@ -447,7 +454,7 @@ def read_across(und: Any, gen: Any, labels: Any, n_classes: int, seed: int = 0) 
 
 
 def probe_representations(
-    model_spec: str, entities: Mapping[str, Any], *, per_entity: int = 16, seed: int = 0
+    model_spec: str, entities: Mapping[str, Any], *, per_entity: int = 16, seed: int = 0, at: str = "last"
 ) -> Representations:
     """The representation probe of the built-in model (any architecture variant).
 
@@ -457,6 +464,8 @@ def probe_representations(
             knowledge spec's facts.
         per_entity: Examples per entity and direction (random cells; the understanding image drawn).
         seed: The examples' seed.
+        at: ``last`` (each request's last token) or ``entity`` (the entity's name token, where a model
+            that shares its embeddings starts from the same state on both paths).
 
     """
     import numpy as np
@@ -471,6 +480,8 @@ def probe_representations(
     if family != "toy":
         raise GapevalError("the representation probe reads the built-in model (toy, toy:CHECKPOINT)",
                            field="model")  # fmt: skip
+    if at not in ("last", "entity"):
+        raise GapevalError(f"read at last or entity, not {at!r}", field="--at")
     if per_entity < 2 or len(entities) < 2:
         raise GapevalError("at least two entities and two examples of each", field="--per-entity")
     source = Path(arg) if arg else shipped_checkpoint()
@@ -491,6 +502,8 @@ def probe_representations(
             gen_ids.append(gen_prefix(vocab, spec.gen_prompt, None))
             labels.append(c)
 
+    name_ids = [vocab.encode_text(n)[0] for n in names]
+
     def last_states(prefixes: list[list[int]]) -> Any:
         out: list[Any] = [None] * len(prefixes)
         groups: dict[int, list[int]] = {}
@@ -499,11 +512,13 @@ def probe_representations(
         with torch.no_grad():
             for rows in groups.values():
                 states = model.layer_states(torch.tensor([prefixes[i] for i in rows]))
-                stacked = torch.stack([s[:, -1] for s in states], dim=1)  # (B, L, D)
+                where = [-1 if at == "last" else prefixes[i].index(name_ids[labels[i]]) for i in rows]
+                pick = torch.tensor(where)
+                stacked = torch.stack([s[torch.arange(len(rows)), pick] for s in states], dim=1)  # (B, L, D)
                 for r, i in enumerate(rows):
                     out[i] = stacked[r].numpy()
         return np.stack(out, axis=1)  # (L, N, D)
 
     layers = read_across(last_states(und_ids), last_states(gen_ids), np.array(labels), len(names), seed)
     return Representations(model=model_spec, entities=names, per_entity=per_entity, chance=1 / len(names),
-                           layers=layers)  # fmt: skip
+                           at=at, layers=layers)  # fmt: skip
