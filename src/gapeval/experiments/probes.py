@@ -267,8 +267,6 @@ def weight_changes(folder: str | Path) -> WeightChanges:
         GapevalError: The folder holds no trained arm of the built-in model.
 
     """
-    import torch
-
     from gapeval.models.toy import shipped_checkpoint
     from gapeval.toy.train import load_checkpoint
 
@@ -281,6 +279,21 @@ def weight_changes(folder: str | Path) -> WeightChanges:
     base_path = base_path if base_path.is_file() else shipped_checkpoint()
     base, *_ = load_checkpoint(base_path)
     base_state = dict(base.named_parameters())
+    per, names = _changes(arms, base_state)
+    return WeightChanges(
+        base=str(base_path),
+        arms=names,
+        groups=[ArmChange(group=g, side=base.side_of(g + ".weight"), change=c) for g, c in per.items()],
+    )
+
+
+def _changes(
+    arms: list[Path], base_state: Mapping[str, Any]
+) -> tuple[dict[str, dict[str, float]], list[str]]:
+    import torch
+
+    from gapeval.toy.train import load_checkpoint
+
     per: dict[str, dict[str, float]] = {}
     names = []
     for path in arms:
@@ -292,15 +305,12 @@ def weight_changes(folder: str | Path) -> WeightChanges:
             if name not in base_state or base_state[name].shape != p.shape:
                 continue
             g = group_of(name)
-            num[g] = num.get(g, 0.0) + float(torch.sum((p - base_state[name]) ** 2))
-            den[g] = den.get(g, 0.0) + float(torch.sum(base_state[name] ** 2))
+            new, old = p.detach(), base_state[name].detach()  # weights compared, nothing trained
+            num[g] = num.get(g, 0.0) + float(torch.sum((new - old) ** 2))
+            den[g] = den.get(g, 0.0) + float(torch.sum(old**2))
         for g in num:
             per.setdefault(g, {})[path.stem] = math.sqrt(num[g]) / math.sqrt(den[g]) if den[g] else 0.0
-    return WeightChanges(
-        base=str(base_path),
-        arms=names,
-        groups=[ArmChange(group=g, side=base.side_of(g + ".weight"), change=c) for g, c in per.items()],
-    )
+    return per, names
 
 
 # -- representations ---------------------------------------------------------------------------------
