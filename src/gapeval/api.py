@@ -15,6 +15,7 @@ that ``import gapeval`` stays light and optional extras stay optional.
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
     from gapeval.experiments.curve import CurveResult
     from gapeval.experiments.knowledge import KnowledgeResult
     from gapeval.judges.agreement import Agreement, Reliability
+    from gapeval.records import RunRecords
     from gapeval.scoring.correlate import Correlation
     from gapeval.scoring.judge_error import Audit
     from gapeval.scoring.reference_gap import Fragility, ReferenceGap
@@ -212,6 +214,15 @@ class AuditResult:
     unmatched: int = 0
 
 
+def _judged_by(records: RunRecords, spec: str, field: str) -> str:
+    """The run's judge id for ``spec``, refused in one line unless that judge has judged the run."""
+    judge_id = resolve_judges(records.manifest, [spec])[0]
+    if not any(v.judge_id == judge_id for v in records.verdicts):
+        raise GapevalError(f"judge {judge_id!r} has not judged this run (gapeval judge RUN -j {spec})",
+                           file=Path(records.path), field=field)  # fmt: skip
+    return judge_id
+
+
 def audit(
     run_dir: str | Path,
     *,
@@ -237,10 +248,7 @@ def audit(
 
     (records,) = read_runs([run_dir])
     path = Path(records.path)
-    judge_id = resolve_judges(records.manifest, [judge])[0]
-    if not any(v.judge_id == judge_id for v in records.verdicts):
-        raise GapevalError(f"judge {judge_id!r} has not judged this run (gapeval judge RUN -j {judge})",
-                           file=path, field="--judge")  # fmt: skip
+    judge_id = _judged_by(records, judge, "--judge")
     unmatched = 0
     if Path(truth).suffix.lower() == ".csv" or Path(truth).is_file():
         labels = read_output_labels(truth, model=records.manifest.display_name)
@@ -254,10 +262,7 @@ def audit(
         pairs = judge_error.label_pairs(records, judge_id, {k: v for k, (v, _) in labels.items()})
         truth_name = str(truth)
     else:
-        truth_name = resolve_judges(records.manifest, [truth])[0]
-        if not any(v.judge_id == truth_name for v in records.verdicts):
-            raise GapevalError(f"judge {truth_name!r} has not judged this run (gapeval judge RUN -j {truth})",
-                               file=path, field="--truth")  # fmt: skip
+        truth_name = _judged_by(records, truth, "--truth")
         pairs = judge_error.judge_pairs(records, judge_id, truth_name)
     if not pairs:
         raise GapevalError(f"no output is decided both by {judge_id} and by {truth_name}", file=path,
@@ -363,10 +368,7 @@ def label_sample(
         raise GapevalError("the interval's width is between 0 and 1", field="--width")
     (records,) = read_runs([run_dir])
     path = Path(records.path)
-    judge_id = resolve_judges(records.manifest, [judge])[0] if judge else None
-    if judge_id and not any(v.judge_id == judge_id for v in records.verdicts):
-        raise GapevalError(f"judge {judge_id!r} has not judged this run (gapeval judge RUN -j {judge})",
-                           file=path, field="--judge")  # fmt: skip
+    judge_id = _judged_by(records, judge, "--judge") if judge else None
     plan = label_plan(records, n, judge=judge_id, width=width, ci=ci, seed=seed)
     if not plan.sample:
         by = f" decided by {judge_id}" if judge_id else ""
@@ -374,21 +376,12 @@ def label_sample(
     target = Path(out) if out is not None else path / "audits" / "labelling"
     site = report_site([path], out=target, fragility_n=0, n_boot=0, only=set(plan.sample))
     categories = {item: cat.value for item, (cat, _) in records.items.items()}
-    lines = ["item_id,direction,sample,category"] + [
-        f"{_csv_cell(i)},{d},{k},{_csv_cell(categories.get(i, ''))}" for i, d, k in plan.sample
-    ]
     sample_csv = output_file(target / "sample.csv")
-    sample_csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with sample_csv.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(["item_id", "direction", "sample", "category"])
+        writer.writerows([i, d, k, categories.get(i, "")] for i, d, k in plan.sample)
     return LabelSample(plan, site.index, sample_csv)
-
-
-def _csv_cell(text: str) -> str:
-    import csv
-    import io
-
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="").writerow([text])
-    return buf.getvalue()
 
 
 @dataclass

@@ -481,10 +481,9 @@ def probe_representations(
     import numpy as np
     import torch
 
-    from gapeval.models.toy import shipped_checkpoint
+    from gapeval.experiments.runners import load_toy
     from gapeval.suites.shapes import tasks, world
-    from gapeval.toy.model import gen_prefix, grow_vocabulary, und_prefix
-    from gapeval.toy.train import load_checkpoint
+    from gapeval.toy.model import gen_prefix, und_prefix
 
     family, _, arg = model_spec.partition(":")
     if family != "toy":
@@ -494,11 +493,7 @@ def probe_representations(
         raise GapevalError(f"read at last or entity, not {at!r}", field="--at")
     if per_entity < 2 or len(entities) < 2:
         raise GapevalError("at least two entities and two examples of each", field="--per-entity")
-    source = Path(arg) if arg else shipped_checkpoint()
-    if not source.is_file():
-        raise GapevalError("checkpoint does not exist", file=source, field="model")
-    model, vocab, tok, _ = load_checkpoint(source)
-    vocab = grow_vocabulary(model, vocab, list(entities))
+    model, vocab, tok = load_toy(arg, list(entities))
     model.eval()
     rng = np.random.default_rng(seed)
     names = list(entities)

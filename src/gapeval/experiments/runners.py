@@ -98,12 +98,9 @@ class ToyRunner:
     """Full fine-tuning of the built-in model (CPU, minutes)."""
 
     def __init__(self, spec: KnowledgeSpec, folder: Path, digest: str) -> None:
-        from gapeval.models.toy import shipped_checkpoint
+        from gapeval.models.toy import checkpoint_path
 
-        arg = spec.model.partition(":")[2]
-        self.source = Path(arg) if arg else shipped_checkpoint()
-        if not self.source.is_file():
-            raise GapevalError("checkpoint does not exist", file=self.source, field="model")
+        self.source = checkpoint_path(spec.model.partition(":")[2])
         self.spec, self.folder, self.digest = spec, folder, digest
         self.base = self.source
 
@@ -364,6 +361,19 @@ def janus_gen_loss(model: Any, processor: Any, examples: Sequence[Example]) -> A
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tokens.reshape(-1))
 
 
+def load_toy(arg: str, words: Sequence[str] = ()) -> tuple[Any, Any, Any]:
+    """The built-in model of ``toy`` / ``toy:CHECKPOINT``: model, vocabulary and image tokenizer.
+
+    Any of ``words`` it does not know gets its own token, as a knowledge experiment's baseline has them.
+    """
+    from gapeval.models.toy import checkpoint_path
+    from gapeval.toy.model import grow_vocabulary
+    from gapeval.toy.train import load_checkpoint
+
+    model, vocab, tok, _ = load_checkpoint(checkpoint_path(arg))
+    return model, grow_vocabulary(model, vocab, words), tok
+
+
 def loss_functions(
     model_spec: str, words: Sequence[str] = (), options: dict[str, str] | None = None
 ) -> tuple[Any, Callable[[list[Example]], Any], Callable[[list[Example]], Any]]:
@@ -379,16 +389,10 @@ def loss_functions(
     """
     family, _, arg = model_spec.partition(":")
     if family == "toy":
-        from gapeval.models.toy import shipped_checkpoint
         from gapeval.toy.data import collate
-        from gapeval.toy.model import grow_vocabulary
-        from gapeval.toy.train import load_checkpoint, sequence_losses
+        from gapeval.toy.train import sequence_losses
 
-        source = Path(arg) if arg else shipped_checkpoint()
-        if not source.is_file():
-            raise GapevalError("checkpoint does not exist", file=source, field="model")
-        model, vocab, tok, _ = load_checkpoint(source)
-        vocab = grow_vocabulary(model, vocab, words)
+        model, vocab, tok = load_toy(arg, words)
 
         def toy_loss(examples: list[Example]) -> Any:
             return sequence_losses(model, collate(toy_sequences(examples, vocab, tok))).mean()

@@ -378,11 +378,6 @@ def rubric_for(item: Item, direction: Direction | str) -> Rubric:
     return match_rubric(item, direction)[0]
 
 
-def balance_rubric() -> Rubric:
-    """The cross-modal consistency check for multiple-choice reasoning."""
-    return next(r for r in all_rubrics() if r.direction == "balance")
-
-
 def parse_authors_verdict(reply: str | None) -> tuple[bool, str, str | None]:
     """Read a reply as the authors' script reads it: ``(passed, reason, label)``, never unusable.
 

@@ -262,17 +262,18 @@ class VLMJudge:
             "reference": item.refs.image.path if item.refs.image else None,
             "output": str(task.image_path) if task.image_path else None,
         }
+        folder = item_folder(item, self.suite_root)
         if rubric.rendering == "authors" and own["output"] and task.output.meta.get("file"):
             # A replayed output is sent as the file the authors' script would read.
             original = Path(str(task.output.meta["file"]))
-            if original.is_file() and item_folder(item, self.suite_root) is not None:
+            if original.is_file() and folder is not None:
                 own["output"] = str(original)
-        folder = item_folder(item, self.suite_root)
         slots: list[tuple[str, str | None]] = [
             (s.name, find_slot(s, item, folder, own)) if isinstance(s, ImageSlot) else (s, own.get(s))
             for s in rubric.images
         ]
-        fields = {**record_fields(item), "gen_prompt": item.gen.prompt}
+        record = record_fields(item)
+        fields = {**record, "gen_prompt": item.gen.prompt}
         present = {name: bool(path) for name, path in slots}
         lacking = next((r for r in rubric.requires if not (present.get(r) or fields.get(r))), None)
         if lacking is not None:
@@ -293,7 +294,7 @@ class VLMJudge:
             model_raw=model_text or "",
             has_reference_image=item.refs.image is not None,
             images=present,
-            **record_fields(item),
+            **record,
         )
         authors = rubric.rendering == "authors"
         url = self._images.file_url if authors else self._images.url
@@ -351,7 +352,7 @@ class VLMJudge:
                     said.update({k: message.get(k) for k in follow_up.carry})
                 asked = follow_up.text if follow_up is not None else FOLLOW_UP
                 follow = [*messages, said, {"role": "user", "content": asked}]
-                reply, _ = await self._complete(client, follow, rubric.extra_body() if rubric else {})
+                reply, _ = await self._complete(client, follow, extra)
                 raws.append(reply)
             passed, reason, label = parse(reply)
             if passed is not None:

@@ -31,6 +31,19 @@ def shipped_checkpoint() -> Path:
     return Path(str(resources.files("gapeval.toy") / "weights" / SHIPPED))
 
 
+def checkpoint_path(arg: str) -> Path:
+    """The checkpoint of ``toy`` (the shipped weights) or ``toy:PATH``.
+
+    Raises:
+        GapevalError: The checkpoint does not exist.
+
+    """
+    path = Path(arg) if arg else shipped_checkpoint()
+    if not path.is_file():
+        raise GapevalError("checkpoint does not exist", file=path, field="model")
+    return path
+
+
 class ToyModel:
     """A small decoder-only transformer over words and image codes, trained on the shapes world."""
 
@@ -53,10 +66,7 @@ class ToyModel:
             raise GapevalError(
                 f"unknown toy option {sorted(unknown)[0]!r}; known: batch_size", field="--model-opt"
             )
-        path = Path(arg) if arg else shipped_checkpoint()
-        if not path.is_file():
-            raise GapevalError("checkpoint does not exist", file=path, field="model")
-        return path
+        return checkpoint_path(arg)
 
     @classmethod
     def identify(cls, arg: str, options: dict[str, str], context: ModelContext) -> dict[str, JsonValue]:

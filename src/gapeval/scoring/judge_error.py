@@ -261,6 +261,11 @@ def audit(
 # -- pairing a run's verdicts with the truth (pure functions of its records) -----------------------------
 
 
+def _category(records: RunRecords, item_id: str) -> str:
+    """An item's GapEval category in the run ("" for an item the run does not describe)."""
+    return records.items[item_id][0].value if item_id in records.items else ""
+
+
 def judge_pairs(records: RunRecords, judge: str, truth: str) -> list[Pair]:
     """Outputs both judges decided: ``truth``'s verdict as the truth, ``judge``'s as observed."""
     index = VerdictIndex(records)
@@ -271,7 +276,7 @@ def judge_pairs(records: RunRecords, judge: str, truth: str) -> list[Pair]:
         mine, true = index.choose(o, [judge]), index.choose(o, [truth])
         if mine is None or true is None or mine.score is None or true.score is None:
             continue
-        cat = records.items[o.item_id][0].value if o.item_id in records.items else ""
+        cat = _category(records, o.item_id)
         out.append(Pair(str(o.direction), cat, true.score >= 0.5, mine.score >= 0.5))
     return out
 
@@ -287,7 +292,7 @@ def label_pairs(records: RunRecords, judge: str, labels: Mapping[tuple[str, str,
         mine = index.choose(o, [judge])
         if mine is None or mine.score is None:
             continue
-        cat = records.items[o.item_id][0].value if o.item_id in records.items else ""
+        cat = _category(records, o.item_id)
         out.append(Pair(str(o.direction), cat, labels[key], mine.score >= 0.5))
     return out
 
@@ -545,7 +550,7 @@ def label_plan(
         verdict = index.choose(o, [judge]) if index is not None and judge else None
         if index is not None and (verdict is None or verdict.score is None):
             continue
-        key = (str(o.direction), records.items[o.item_id][0].value if o.item_id in records.items else "")
+        key = (str(o.direction), _category(records, o.item_id))
         pools.setdefault(key, []).append((o.item_id, str(o.direction), o.sample))
         passes[key] = passes.get(key, 0) + int(verdict is not None and (verdict.score or 0) >= 0.5)
     keys = sorted(pools)
