@@ -87,6 +87,7 @@ def test_every_writing_command_works_with_relative_folders_from_any_working_dire
         ("sweep SWEEP -o {out}", "--out"),
         ("toy train -o {out}", "--out"),
         ("knowledge inject INJECT -o {out}", "--out"),
+        ("study mechanisms -o {out}", "--out"),
     ],
 )
 @pytest.mark.parametrize("where", ["the file", "under the file"])

@@ -125,10 +125,13 @@ def test_no_import_cycle_between_modules() -> None:
     assert cycle is None or set(cycle) in ALLOWED_MODULE_CYCLES, " -> ".join(cycle or [])
 
 
-def test_knowledge_is_in_pieces_and_the_runners_know_only_spec_and_data() -> None:
+def test_knowledge_is_in_pieces_and_the_runners_know_only_spec_data_and_strategies() -> None:
     graph = module_graph()
     runners = {m for m in graph["gapeval.experiments.runners"] if m.startswith("gapeval.experiments")}
-    assert runners == {"gapeval.experiments.knowledge_data", "gapeval.experiments.knowledge_spec"}
+    assert runners == {"gapeval.experiments.knowledge_data", "gapeval.experiments.knowledge_spec",
+                       "gapeval.experiments.strategies"}  # fmt: skip
+    strategies = {m for m in graph["gapeval.experiments.strategies"] if m.startswith("gapeval.experiments")}
+    assert strategies == {"gapeval.experiments.knowledge_spec"}
     driver = graph["gapeval.experiments.knowledge"]
     assert {"gapeval.experiments.knowledge_spec", "gapeval.experiments.knowledge_data",
             "gapeval.experiments.knowledge_suite", "gapeval.experiments.knowledge_analysis",

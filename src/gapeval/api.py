@@ -48,6 +48,7 @@ from gapeval.pipeline import (
 if TYPE_CHECKING:
     from gapeval.experiments.curve import CurveResult
     from gapeval.experiments.knowledge import KnowledgeResult
+    from gapeval.experiments.study import StudyResult
     from gapeval.judges.agreement import Agreement, Reliability
     from gapeval.records import RunRecords
     from gapeval.scoring.correlate import Correlation
@@ -502,6 +503,28 @@ def knowledge(
     return run_experiment(experiment, spec, out=out, report=html, progress=progress)
 
 
+def study_mechanisms(
+    spec: str | Path | None = None,
+    *,
+    out: str | Path = "study-mechanisms",
+    progress: Callable[[str], None] | None = None,
+) -> StudyResult:
+    """The paper's three mechanisms tested on architecture variants of the built-in model.
+
+    Trains (or reuses) each variant, then runs the curve (the lag), knowledge injection and editing
+    (transfer), and both probes on it; writes ``study.csv``, ``study.json``, figures and ``index.html``.
+
+    Args:
+        spec: A study spec (YAML; default: the built-in one, the shipped training recipe).
+        out: The study folder.
+        progress: Called with a line as each part finishes.
+
+    """
+    from gapeval.experiments.study import run_study
+
+    return run_study(spec, out=out, progress=progress)
+
+
 def sweep(
     spec: str | Path,
     out: str | Path = "sweep",
@@ -539,35 +562,9 @@ def train_toy(
             the same data, steps and seeds).
 
     """
-    import numpy as np
+    from gapeval.toy.train import train_recipe
 
-    from gapeval.files import output_folder
-    from gapeval.toy.data import sample_specs
-    from gapeval.toy.evaluate import evaluate_specs
-    from gapeval.toy.model import ARCHS
-    from gapeval.toy.train import TrainConfig
-    from gapeval.toy.train import train as fit
-
-    try:
-        cfg = TrainConfig(**settings)
-    except TypeError as exc:  # a setting TrainConfig does not have
-        raise GapevalError(f"not a training setting ({exc})", field="settings") from None
-    if cfg.arch not in ARCHS:
-        raise GapevalError(f"unknown architecture {cfg.arch!r}; known: {', '.join(ARCHS)}", field="--arch")
-    if init is not None and settings.get("arch") not in (None, "shared"):
-        raise GapevalError("a fine-tuned model keeps its checkpoint's architecture", field="--arch")
-    folder = output_folder(out)
-    rng = np.random.default_rng(cfg.seed + 7)
-    held_out = sample_specs(rng, eval_items, split="test") if eval_items else []
-
-    def evaluate_held_out(model: Any, vocab: Any, tok: Any) -> dict[str, float]:
-        res: dict[str, float] = evaluate_specs(model, vocab, tok, held_out)
-        if on_eval:
-            on_eval(res)
-        return res
-
-    start = Path(init) if init is not None else None
-    return fit(folder, cfg, init=start, on_step=on_step, evaluate=evaluate_held_out if held_out else None)
+    return train_recipe(out, eval_items=eval_items, init=init, on_step=on_step, on_eval=on_eval, **settings)
 
 
 def serve(
@@ -702,20 +699,9 @@ def probe_overlap(
         arms: A knowledge experiment's folder: also the relative weight change per module of each arm.
 
     """
-    from gapeval.experiments.knowledge_data import Sampler
-    from gapeval.experiments.knowledge_spec import KnowledgeSpec, builtin_spec
-    from gapeval.experiments.probes import probe_overlap as probe
-    from gapeval.experiments.probes import weight_changes
-    from gapeval.specfile import load_spec_file
+    from gapeval.experiments.probes import facts_overlap, weight_changes
 
-    if examples < 1:
-        raise GapevalError("at least one example per direction", field="--examples")
-    file = Path(facts) if facts is not None else builtin_spec("inject")
-    spec = load_spec_file(file, KnowledgeSpec)
-    sampler = Sampler(spec, "both", seed, file.parent)  # the facts, asked both ways
-    und, gen = sampler.knowledge("und", examples), sampler.knowledge("gen", examples)
-    words = [f.name for f in spec.facts] if spec.experiment == "inject" else []
-    result = probe(model, und, gen, words=words, topk=topk / 100, options=options)
+    result = facts_overlap(model, facts, examples=examples, topk=topk, seed=seed, options=options)
     return OverlapResult(result, weight_changes(arms) if arms is not None else None)
 
 
@@ -741,13 +727,8 @@ def probe_representations(
         at: Read each request at its ``last`` token or at the ``entity``'s name token.
 
     """
-    from gapeval.experiments.knowledge_spec import KnowledgeSpec
     from gapeval.experiments.probes import probe_representations as probe
-    from gapeval.specfile import load_spec_file
-    from gapeval.suites.shapes import tasks
+    from gapeval.experiments.probes import spec_entities
 
-    if facts is not None:
-        entities = dict(load_spec_file(Path(facts), KnowledgeSpec).looks())
-    else:
-        entities = {e: tasks.LOOKS[e] for e in tasks.ENTITIES}
+    entities = spec_entities(facts)
     return probe(model, entities, per_entity=per_entity, seed=seed, at=at)

@@ -14,7 +14,7 @@ from gapeval.cli.shell import app, out
 
 # Imported for their commands, in the order --help lists them.
 # isort: off
-from gapeval.cli import run, judging, scoring, reports, experiments, catalog, toy, rubrics, probes  # noqa: F401
+from gapeval.cli import run, judging, scoring, reports, experiments, catalog, toy, rubrics, probes, study  # noqa: F401
 # isort: on
 
 __all__ = ["app", "main"]

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from gapeval import pipeline as api
 from gapeval.errors import GapevalError
@@ -39,6 +39,7 @@ from gapeval.experiments.knowledge_spec import (
     Experiment,
     Fact,
     KnowledgeSpec,
+    Strategy,
     TrainSettings,
     builtin_spec,
     load_spec,
@@ -53,6 +54,7 @@ from gapeval.report import figures
 from gapeval.report.render import to_csv
 from gapeval.report.tables import Column, Row, Table, number, sections
 from gapeval.scoring.joint import item_scores
+from gapeval.specfile import validation_error
 from gapeval.suites.jsonl import load_jsonl
 
 #: The experiment's pieces, importable from here as before the split.
@@ -70,6 +72,7 @@ __all__ = [
     "KnowledgeResult",
     "KnowledgeSpec",
     "Sampler",
+    "Strategy",
     "TrainSettings",
     "analyse",
     "arm_scores",
@@ -135,6 +138,9 @@ class KnowledgeResult(BaseModel):
         """The cell for ``arm``, ``probe`` and ``direction``."""
         return next(c for c in self.cells if (c.arm, c.probe, c.direction) == (arm, probe, direction))
 
+    def _strategy(self) -> str:
+        return Strategy.model_validate(self.spec.get("strategy", {})).label()
+
     def table(self) -> Table:
         """Per probe, arm and evaluated direction: accuracy, change from the baseline, and the verdict."""
         columns = [
@@ -168,7 +174,8 @@ class KnowledgeResult(BaseModel):
         ]
         return Table(
             name="knowledge",
-            title=f"knowledge {self.experiment}: {self.spec['name']} [{self.spec_hash[:12]}]",
+            title=f"knowledge {self.experiment}: {self.spec['name']}, {self._strategy()} "
+            f"[{self.spec_hash[:12]}]",
             columns=columns,
             rows=rows,
             caption="Accuracy x100; change: from the untrained baseline on the same items, with its "
@@ -185,6 +192,7 @@ def run_experiment(
     out: str | Path | None = None,
     progress: Callable[[str], None] | None = None,
     report: bool = True,
+    overrides: dict[str, Any] | None = None,
 ) -> KnowledgeResult:
     """Train every arm, evaluate it and the baseline as ordinary runs, and analyse.
 
@@ -197,9 +205,16 @@ def run_experiment(
         out: The experiment folder (default ``knowledge-EXPERIMENT``).
         progress: Called with a line as each stage finishes.
         report: Also write the HTML report over every run.
+        overrides: Spec fields to replace (``model``, ``seeds``...), validated as the file's are; the
+            mechanisms study runs one spec on each architecture variant this way.
 
     """
     spec, file = load_spec(spec_path, experiment)
+    if overrides:
+        try:
+            spec = KnowledgeSpec.model_validate({**spec.model_dump(mode="json"), **overrides})
+        except ValidationError as exc:
+            raise validation_error(exc, file) from exc
     digest = spec.digest()
     # Everything a spec points at is checked before anything is written.
     user_suite = None
@@ -238,7 +253,8 @@ def run_experiment(
     for r in runs:
         name = r.arm if r.seed is None else f"{r.arm}-s{r.seed}"
         res = api.run(suite, r.model, out=folder / "runs" / name, seed=spec.eval.seed,
-                      model_options=r.model_options, label=f"{spec.name} {name} [{digest[:8]}]")  # fmt: skip
+                      model_options=r.model_options,
+                      label=f"{spec.name} {name} ({spec.strategy.label()}) [{digest[:8]}]")  # fmt: skip
         r.run = str(res.path)
         (records,) = api.read_runs([res.path])
         per_arm.setdefault(r.arm, []).append(item_scores(records, api.resolve_judges(records.manifest, None)))

@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from gapeval.errors import GapevalError
 from gapeval.specfile import Seed, load_spec_file
@@ -70,8 +70,8 @@ class TrainSettings(BaseModel):
         per_direction: New-knowledge sequences per trained direction per step.
         replay: Ordinary training sequences of the shapes world per step (half each direction), so that
             fine-tuning does not simply overwrite what the model knew; 0 for none.
-        lora_rank: LoRA rank (transformers models only).
-        lora_alpha: LoRA scaling numerator (transformers models only).
+        lora_rank: LoRA rank (janus models, and the built-in model under ``strategy: {kind: lora}``).
+        lora_alpha: LoRA scaling numerator (the same).
         threads: CPU threads for torch (the built-in model).
 
     """
@@ -87,6 +87,70 @@ class TrainSettings(BaseModel):
     lora_rank: int = Field(8, ge=1, le=1024)
     lora_alpha: int = Field(16, ge=1)
     threads: int = Field(2, ge=1, le=256)
+
+
+#: The presets of ``strategy.freeze``: every parameter that serves one side (the architecture variants
+#: ``mot`` and ``towers`` have them; the shared model has none), or the token and position embeddings.
+FREEZE_PRESETS = ("und-side", "gen-side", "embeddings")
+StrategyKind = Literal["full", "lora", "frozen", "gradual"]
+
+
+class Strategy(BaseModel):
+    """How an arm's weights are fine-tuned (the same for every arm; part of the spec hash and run labels).
+
+    Attributes:
+        kind: ``full`` (every weight), ``lora`` (LoRA factors, rank ``train.lora_rank``, on every linear
+            layer, plus the embedding rows of names the experiment adds; merged into the checkpoint after
+            training), ``frozen`` (every weight except ``freeze``), ``gradual`` (gradual unfreezing: the
+            output side first, one more block toward the input every ``unfreeze_every`` steps, the
+            embeddings last). Default: ``full`` for the built-in model, ``lora`` for janus (its only one).
+        freeze: For ``frozen``: module names of the model (``blocks.0``, ``blocks.1.mlp``, ``tok``...) or
+            presets: ``und-side``, ``gen-side`` (the weights only one side reads; ``mot`` and ``towers``
+            models), ``embeddings``.
+        unfreeze_every: For ``gradual``: steps per stage (default: the steps spread evenly over the stages).
+        align: Weight of a cross-direction alignment loss (0: none): each step, for every fact, one
+            understanding request and one generation request about it are encoded, and a contrastive term
+            (InfoNCE over the spec's facts, both ways) pulls the two paths' states of the same fact
+            together and those of different facts apart. Built-in model only.
+        align_at: Where the states are read: ``last`` (each request's last token, where the answer or the
+            image starts) or ``entity`` (the fact's name token).
+        align_layer: Which states: an index into the model's layer states (0 the embeddings, 1 .. L after
+            each block, L + 1 the final normalised states; negative counts from the end).
+        align_temperature: The contrastive term's temperature.
+
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: StrategyKind | None = None
+    freeze: list[str] = Field(default_factory=list)
+    unfreeze_every: int | None = Field(None, ge=1)
+    align: float = Field(0.0, ge=0, le=100)
+    align_at: Literal["last", "entity"] = "last"
+    align_layer: int = -1
+    align_temperature: float = Field(0.1, gt=0, le=10)
+
+    @model_validator(mode="after")
+    def _fields_of_kind(self) -> Strategy:
+        if self.kind == "frozen" and not self.freeze:
+            presets = ", ".join(FREEZE_PRESETS)
+            raise ValueError(f"kind frozen needs freeze: a list of modules or presets {presets}")
+        if self.freeze and self.kind != "frozen":
+            raise ValueError("freeze goes with kind frozen")
+        if self.unfreeze_every is not None and self.kind != "gradual":
+            raise ValueError("unfreeze_every goes with kind gradual")
+        if not self.align and (self.align_at, self.align_layer, self.align_temperature) != ("last", -1, 0.1):
+            raise ValueError("align_at, align_layer and align_temperature go with align > 0")
+        return self
+
+    def label(self) -> str:
+        """A short name for run labels and tables, e.g. ``frozen gen-side``, ``full +align 0.1``."""
+        kind = self.kind or "full"
+        text = {
+            "frozen": f"frozen {','.join(self.freeze)}",
+            "gradual": f"gradual /{self.unfreeze_every}" if self.unfreeze_every else "gradual",
+        }.get(kind, kind)
+        return f"{text} +align {self.align:g}" if self.align else text
 
 
 class EvalSettings(BaseModel):
@@ -141,6 +205,7 @@ class KnowledgeSpec(BaseModel):
         arms: Which direction(s) each arm trains.
         seeds: Training seeds; every arm is trained once per seed and the item scores averaged.
         train: Training settings.
+        strategy: How the weights are fine-tuned (see :class:`Strategy`).
         eval: Evaluation settings.
         data: Your own data instead of the generated one.
 
@@ -156,6 +221,7 @@ class KnowledgeSpec(BaseModel):
     arms: list[Arm] = Field(default_factory=lambda: list(_ARMS), min_length=1)
     seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1, max_length=32)
     train: TrainSettings = Field(default_factory=TrainSettings)
+    strategy: Strategy = Field(default_factory=Strategy, validate_default=True)
     eval: EvalSettings = Field(default_factory=EvalSettings)
     data: DataSettings = Field(default_factory=DataSettings)
 
@@ -176,6 +242,17 @@ class KnowledgeSpec(BaseModel):
             if self.experiment == "inject" and f.name in tasks.LOOKS:
                 raise ValueError(f"{f.name!r} is already an entity of the world; injection teaches new names")
         return self
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy_of_model(cls, v: Strategy, info: ValidationInfo) -> Strategy:
+        # The model field comes first, so it is known here and the error names the strategy field.
+        janus = str(info.data.get("model", "toy")).partition(":")[0] == "janus"
+        if v.kind is None:
+            v.kind = "lora" if janus else "full"
+        if janus and (v.kind != "lora" or v.align):
+            raise ValueError("janus models train LoRA only (kind lora, no align)")
+        return v
 
     def digest(self) -> str:
         """SHA-256 over the normalised spec (defaults filled in, keys sorted)."""

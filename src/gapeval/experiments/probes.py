@@ -482,8 +482,8 @@ def probe_representations(
     import torch
 
     from gapeval.experiments.runners import load_toy
-    from gapeval.suites.shapes import tasks, world
-    from gapeval.toy.model import gen_prefix, und_prefix
+    from gapeval.toy.data import entity_requests
+    from gapeval.toy.model import states_at
 
     family, _, arg = model_spec.partition(":")
     if family != "toy":
@@ -497,33 +497,59 @@ def probe_representations(
     model.eval()
     rng = np.random.default_rng(seed)
     names = list(entities)
-    und_ids, gen_ids, labels = [], [], []
-    for _ in range(per_entity):
-        for c, name in enumerate(names):
-            spec = tasks.entity_spec(rng, name, int(rng.integers(world.GRID * world.GRID)), entities[name])
-            assert spec.und_scene is not None  # an entity question always shows its scene
-            (codes,) = tok.encode_images([world.render(spec.und_scene, rng)]).tolist()
-            und_ids.append(und_prefix(vocab, spec.und_prompt, [int(x) for x in codes]))
-            gen_ids.append(gen_prefix(vocab, spec.gen_prompt, None))
-            labels.append(c)
-
+    und_ids, gen_ids, labels = entity_requests(vocab, tok, rng, entities, per_entity)
     name_ids = [vocab.encode_text(n)[0] for n in names]
 
     def last_states(prefixes: list[list[int]]) -> Any:
-        out: list[Any] = [None] * len(prefixes)
-        groups: dict[int, list[int]] = {}
-        for i, p in enumerate(prefixes):
-            groups.setdefault(len(p), []).append(i)
+        where = [-1 if at == "last" else p.index(name_ids[c]) for p, c in zip(prefixes, labels, strict=True)]
         with torch.no_grad():
-            for rows in groups.values():
-                states = model.layer_states(torch.tensor([prefixes[i] for i in rows]))
-                where = [-1 if at == "last" else prefixes[i].index(name_ids[labels[i]]) for i in rows]
-                pick = torch.tensor(where)
-                stacked = torch.stack([s[torch.arange(len(rows)), pick] for s in states], dim=1)  # (B, L, D)
-                for r, i in enumerate(rows):
-                    out[i] = stacked[r].numpy()
-        return np.stack(out, axis=1)  # (L, N, D)
+            return np.stack([s.numpy() for s in states_at(model, prefixes, where)])  # (L, N, D)
 
     layers = read_across(last_states(und_ids), last_states(gen_ids), np.array(labels), len(names), seed)
     return Representations(model=model_spec, entities=names, per_entity=per_entity, chance=1 / len(names),
                            at=at, layers=layers)  # fmt: skip
+
+
+def facts_overlap(
+    model: str,
+    facts: str | Path | None = None,
+    *,
+    examples: int = 32,
+    topk: float = 1.0,
+    seed: int = 0,
+    options: Mapping[str, str] | None = None,
+) -> Overlap:
+    """:func:`probe_overlap` on a knowledge spec's facts, asked both ways (``topk`` in percent).
+
+    Args:
+        model: ``toy``, ``toy:CHECKPOINT`` or ``janus:PATH``.
+        facts: A knowledge spec (default: the built-in injection spec).
+        examples: Examples per direction.
+        topk: The top percentage of parameters by gradient magnitude.
+        seed: The examples' seed.
+        options: Adapter options.
+
+    """
+    from gapeval.experiments.knowledge_data import Sampler
+    from gapeval.experiments.knowledge_spec import KnowledgeSpec, builtin_spec
+    from gapeval.specfile import load_spec_file
+
+    if examples < 1:
+        raise GapevalError("at least one example per direction", field="--examples")
+    file = Path(facts) if facts is not None else builtin_spec("inject")
+    spec = load_spec_file(file, KnowledgeSpec)
+    sampler = Sampler(spec, "both", seed, file.parent)  # the facts, asked both ways
+    und, gen = sampler.knowledge("und", examples), sampler.knowledge("gen", examples)
+    words = [f.name for f in spec.facts] if spec.experiment == "inject" else []
+    return probe_overlap(model, und, gen, words=words, topk=topk / 100, options=options)
+
+
+def spec_entities(facts: str | Path | None = None) -> dict[str, Any]:
+    """The entities (name -> look) of a knowledge spec's world; default: the world's invented entities."""
+    from gapeval.experiments.knowledge_spec import KnowledgeSpec
+    from gapeval.specfile import load_spec_file
+    from gapeval.suites.shapes import tasks
+
+    if facts is not None:
+        return dict(load_spec_file(Path(facts), KnowledgeSpec).looks())
+    return {e: tasks.LOOKS[e] for e in tasks.ENTITIES}

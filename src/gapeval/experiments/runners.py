@@ -1,7 +1,9 @@
 """How a knowledge experiment trains a model: one runner per model family.
 
-- ``toy`` / ``toy:CHECKPOINT``: full fine-tuning of the built-in model on the CPU. New names get their
-  own tokens first (:func:`~gapeval.toy.model.grow_vocabulary`); the grown, untrained model is the
+- ``toy`` / ``toy:CHECKPOINT``: fine-tuning of the built-in model on the CPU under the spec's strategy
+  (every weight by default; LoRA, frozen modules, gradual unfreezing, an alignment term: see
+  :mod:`gapeval.experiments.strategies`). New names get their own tokens first
+  (:func:`~gapeval.toy.model.grow_vocabulary`); the grown, untrained model is the
   baseline, so the baseline and every arm share one vocabulary.
 - ``janus:PATH``: LoRA (peft) on the language model's attention projections, training the answer
   tokens (understanding), the image tokens through the generation head (generation), or both. The
@@ -103,6 +105,12 @@ class ToyRunner:
         self.source = checkpoint_path(spec.model.partition(":")[2])
         self.spec, self.folder, self.digest = spec, folder, digest
         self.base = self.source
+        if spec.strategy.kind != "full" or spec.strategy.align:
+            # A module the spec names that the model lacks is one line now, before anything is written.
+            from gapeval.experiments.strategies import check_strategy
+            from gapeval.toy.train import load_checkpoint
+
+            check_strategy(spec.strategy, load_checkpoint(self.source)[0])
 
     def baseline(self, words: Sequence[str]) -> tuple[str, dict[str, str]]:
         """The source checkpoint, with tokens for any of ``words`` it does not know (mean-initialised)."""
@@ -123,9 +131,10 @@ class ToyRunner:
     def train(
         self, arm: str, seed: int, sampler: Callable[[], list[Example]]
     ) -> tuple[str, dict[str, str], dict[str, Any]]:
-        """Fine-tune every weight from the baseline with AdamW on the arm's batches."""
+        """Fine-tune from the baseline with AdamW on the arm's batches, under the spec's strategy."""
         import torch
 
+        from gapeval.experiments.strategies import ToyStrategy
         from gapeval.toy.data import collate
         from gapeval.toy.train import load_checkpoint, lr_at, optimise, save_checkpoint
 
@@ -138,20 +147,32 @@ class ToyRunner:
         torch.manual_seed(seed)
         torch.set_num_threads(s.threads)
         model, vocab, tok, meta = load_checkpoint(self.base)
-        opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay, betas=(0.9, 0.98))
+        facts = {f.name: f.obj for f in self.spec.facts}
+        plan = ToyStrategy(self.spec.strategy, model, vocab, tok, facts, steps=s.steps, lora_rank=s.lora_rank,
+                           lora_alpha=s.lora_alpha, seed=seed)  # fmt: skip
+        opt = plan.optimizer(s.lr, s.weight_decay)
         log = LossLog()
+
+        def align() -> torch.Tensor | None:
+            term = plan.extra_loss()
+            if term is not None:
+                log.add("align", float(term.detach()))
+            return term
+
         start = time.perf_counter()
         for step in range(s.steps):
             examples = sampler()
-            losses = optimise(model, opt, collate(toy_sequences(examples, vocab, tok)), lr_at(step, s))
+            plan.before_step(step)
+            batch = collate(toy_sequences(examples, vocab, tok))
+            losses = optimise(model, opt, batch, lr_at(step, s), align)
             for group in ("und", "gen", "replay"):
                 rows = [i for i, e in enumerate(examples) if _group(e) == group]
                 if rows:
                     log.add(group, float(losses[rows].mean()))
-        record = log.record(time.perf_counter() - start, s.steps)
+        record = {**log.record(time.perf_counter() - start, s.steps), **plan.record()}
         self.folder.mkdir(parents=True, exist_ok=True)
-        save_checkpoint(path, model, vocab, tok, {**meta, "step": s.steps, "spec_hash": self.digest,
-                                                  "arm": arm, "seed": seed})  # fmt: skip
+        save_checkpoint(path, plan.trained(), vocab, tok, {**meta, "step": s.steps, "spec_hash": self.digest,
+                        "arm": arm, "seed": seed, "strategy": self.spec.strategy.label()})  # fmt: skip
         stamp.write_text(json.dumps({"spec_hash": self.digest, "arm": arm, "seed": seed, "record": record}))
         return f"toy:{path}", {}, record
 

@@ -175,18 +175,30 @@ def checkpoint_curves(
     left.set_ylim(0, 100)
     left.set_title("Both directions over training")
     left.legend(fontsize=7, loc="lower right")
-    pts = [(s, g, lo, hi) for s, (g, lo, hi) in zip(steps, gaps, strict=True) if g is not None]
-    if pts:
-        yerr = [[g - (lo if lo is not None else g) for _, g, lo, _ in pts],
-                [(hi if hi is not None else g) - g for _, g, _, hi in pts]]  # fmt: skip
-        right.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=yerr, marker="o", capsize=3,
-                       color="#6a1b9a", label="gap (und - gen) and interval")  # fmt: skip
-    right.axhline(0, color="#777", linestyle="--", linewidth=1, label="no gap")
-    right.set_xlabel("training step")
-    right.set_ylabel("identified gap (logits)")
-    right.set_title("The gap at each checkpoint")
-    right.legend(fontsize=7, loc="upper right")
+    _gap_panel(right, [("gap (und - gen) and interval", "#6a1b9a", steps, gaps)], size=3)
     return _save(fig, folder, "curve")
+
+
+def _gap_panel(
+    ax: Any,
+    series: Sequence[
+        tuple[str, str, Sequence[int], Sequence[tuple[float | None, float | None, float | None]]]
+    ],
+    size: int,
+) -> None:
+    """The identified gap per checkpoint with its interval, one series per model, and the zero line."""
+    for label, colour, steps, gaps in series:
+        pts = [(s, g, lo, hi) for s, (g, lo, hi) in zip(steps, gaps, strict=True) if g is not None]
+        if pts:
+            yerr = [[g - (lo if lo is not None else g) for _, g, lo, _ in pts],
+                    [(hi if hi is not None else g) - g for _, g, _, hi in pts]]  # fmt: skip
+            ax.errorbar([p[0] for p in pts], [p[1] for p in pts], yerr=yerr, marker="o", markersize=size + 2,
+                        capsize=size, color=colour, label=label)  # fmt: skip
+    ax.axhline(0, color="#777", linestyle="--", linewidth=1, label="no gap")
+    ax.set_xlabel("training step")
+    ax.set_ylabel("identified gap und - gen (logits)")
+    ax.set_title("The gap at each checkpoint")
+    ax.legend(fontsize=7, loc="upper right")
 
 
 def knowledge_bars(
@@ -229,3 +241,75 @@ def knowledge_bars(
     axes[0][-1].legend(loc="upper right", fontsize=8)
     fig.suptitle(title, y=1.02)  # above the panel titles
     return _save(fig, folder, "knowledge")
+
+
+_VARIANT_COLOURS = ("#1565c0", "#ef6c00", "#2e7d32", "#6a1b9a", "#c62828", "#00838f")
+
+
+def mechanism_curves(curves: dict[str, list[dict[str, Any]]], folder: Path) -> str:
+    """Per architecture variant: both directions over training (left), the gap per checkpoint (right)."""
+    plt = _plt()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10.5, 3.8))
+    gaps: list[tuple[str, str, list[int], list[tuple[float | None, float | None, float | None]]]] = []
+    for (name, points), colour in zip(curves.items(), _VARIANT_COLOURS, strict=False):
+        steps = [p["step"] for p in points]
+        for key, style in (("und", "-"), ("gen", "--")):
+            ys = [None if p[key] is None else 100 * p[key] for p in points]
+            left.plot(steps, ys, style, marker="o", markersize=3, color=colour, label=f"{name} {key}")
+        gaps.append((name, colour, steps, [(p["gap"], p["gap_low"], p["gap_high"]) for p in points]))
+    left.set_xlabel("training step")
+    left.set_ylabel("accuracy (%)")
+    left.set_ylim(0, 100)
+    left.set_title("Both directions over training (solid: und, dashed: gen)")
+    left.legend(fontsize=7, loc="lower right", ncol=2)
+    _gap_panel(right, gaps, size=2)
+    return _save(fig, folder, "mechanisms-curves")
+
+
+def mechanism_transfer(
+    variants: Sequence[str], estimates: dict[str, list[dict[str, Any]]], folder: Path
+) -> str:
+    """Transfer to the untrained direction per variant (x100), with intervals, one bar group per measure."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8.5, 3.6))
+    measures = list(estimates)
+    width = 0.8 / max(1, len(variants))
+    for k, (name, colour) in enumerate(zip(variants, _VARIANT_COLOURS, strict=False)):
+        xs: list[float] = []
+        ys: list[float] = []
+        err: list[list[float]] = [[], []]
+        for i, m in enumerate(measures):
+            e = estimates[m][k]
+            v = e["value"]
+            xs.append(i + (k - (len(variants) - 1) / 2) * width)
+            ys.append(100 * v if v is not None else 0.0)
+            ok = None not in (v, e["low"], e["high"])
+            err[0].append(100 * (v - e["low"]) if ok else 0.0)
+            err[1].append(100 * (e["high"] - v) if ok else 0.0)
+        ax.bar(xs, ys, width, yerr=err, capsize=3, color=colour, label=name)
+    ax.axhline(0, color="#777", linewidth=1)
+    ax.set_xticks(range(len(measures)))
+    ax.set_xticklabels([m.replace("_to_", " -> ").replace("_", " ") for m in measures])
+    ax.set_ylabel("change in the untrained direction (points)")
+    ax.set_title("Does knowledge taught through one direction reach the other?")
+    ax.legend(fontsize=8)
+    return _save(fig, folder, "mechanisms-transfer")
+
+
+def mechanism_layers(layers: dict[str, list[dict[str, Any]]], chance: float, folder: Path) -> str:
+    """Per variant and layer: the probe read across paths (solid) and within understanding (dotted)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for (name, rows), colour in zip(layers.items(), _VARIANT_COLOURS, strict=False):
+        xs = [r["layer"] for r in rows]
+        ax.plot(xs, [r["transfer"] for r in rows], marker="o", color=colour, label=f"{name} und -> gen")
+        ax.fill_between(xs, [r["transfer_low"] for r in rows], [r["transfer_high"] for r in rows],
+                        color=colour, alpha=0.15)  # fmt: skip
+        ax.plot(xs, [r["within"] for r in rows], ":", color=colour, label=f"{name} und -> und")
+    ax.axhline(chance, color="#777", linestyle="--", linewidth=1, label="chance")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("layer (0: embeddings; last: final norm)")
+    ax.set_ylabel("probe accuracy")
+    ax.set_title("Is an entity held the same way on both paths?")
+    ax.legend(fontsize=7, ncol=2)
+    return _save(fig, folder, "mechanisms-layers")

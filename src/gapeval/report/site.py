@@ -217,7 +217,8 @@ def _heatmap_rows(result: ScoreResult) -> tuple[dict[str, dict[str, float | None
     )
 
 
-def _env() -> jinja2.Environment:
+def template_env() -> jinja2.Environment:
+    """The report templates' environment (autoescaped: anything from a model, judge or dataset is text)."""
     return jinja2.Environment(
         loader=jinja2.PackageLoader("gapeval.report", "templates"),
         autoescape=True,
@@ -297,7 +298,7 @@ def write_site(
     summary = out / "summary.md"
     summary.write_text(summary_md)
 
-    env = _env()
+    env = template_env()
     context = {
         "title": " vs ".join(names[:4]) + (" and more" if len(names) > 4 else ""),
         "suites": sorted({r.manifest.spec.suite_name for r in runs}),

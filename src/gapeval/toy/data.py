@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,3 +116,33 @@ def collate(seqs: list[tuple[list[int], int]]) -> Batch:
         ids[i, : len(s)] = torch.tensor(s)
         mask[i, start : len(s)] = 1.0
     return Batch(ids, mask)
+
+
+def entity_requests(
+    vocab: Vocab,
+    tok: ImageTokenizer,
+    rng: np.random.Generator,
+    entities: Mapping[str, world.Obj],
+    rounds: int = 1,
+) -> tuple[list[list[int]], list[list[int]], list[int]]:
+    """Paired requests about entities: for each round and entity, one in each direction.
+
+    Understanding: "where is the E" with a drawn scene that holds E's look in a random cell; generation:
+    "draw a E in P" (no input image). Used where the two paths' states of the same fact are compared
+    (the representation probe) or pulled together (the alignment term of a knowledge experiment).
+
+    Returns:
+        The understanding prefixes, the generation prefixes and each pair's entity index.
+
+    """
+    names = list(entities)
+    und, gen, labels = [], [], []
+    for _ in range(rounds):
+        for c, name in enumerate(names):
+            spec = tasks.entity_spec(rng, name, int(rng.integers(world.GRID * world.GRID)), entities[name])
+            assert spec.und_scene is not None  # an entity question always shows its scene
+            (codes,) = tok.encode_images([world.render(spec.und_scene, rng)]).tolist()
+            und.append(und_prefix(vocab, spec.und_prompt, [int(x) for x in codes]))
+            gen.append(gen_prefix(vocab, spec.gen_prompt, None))
+            labels.append(c)
+    return und, gen, labels

@@ -254,6 +254,33 @@ class UnifiedTransformer(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
+def states_at(
+    model: UnifiedTransformer, prefixes: Sequence[Sequence[int]], where: Sequence[int]
+) -> list[torch.Tensor]:
+    """Every layer's state of each request at one position (requests of one length run as one batch).
+
+    Gradients flow (wrap the call in ``torch.no_grad()`` to read only).
+
+    Args:
+        model: The model.
+        prefixes: Token ids of each request.
+        where: The position to read in each (negative counts from its end).
+
+    Returns:
+        ``n_layers + 2`` tensors of (N, D), in the order of :meth:`UnifiedTransformer.layer_states`.
+
+    """
+    picked: list[list[torch.Tensor]] = []
+    order: list[int] = []
+    for rows in _by_length(prefixes):
+        states = model.layer_states(torch.tensor([list(prefixes[i]) for i in rows]))
+        at = torch.tensor([where[i] for i in rows])
+        picked.append([s[torch.arange(len(rows)), at] for s in states])
+        order += rows
+    back = torch.argsort(torch.tensor(order))
+    return [torch.cat([p[k] for p in picked])[back] for k in range(len(picked[0]))]
+
+
 def grow_vocabulary(model: UnifiedTransformer, vocab: Vocab, words: Sequence[str]) -> Vocab:
     """Give ``words`` their own tokens: new embedding rows (the tied head grows with them).
 

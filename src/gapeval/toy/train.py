@@ -117,11 +117,23 @@ def sequence_losses(model: UnifiedTransformer, batch: Batch) -> torch.Tensor:
     return out
 
 
-def optimise(model: UnifiedTransformer, opt: torch.optim.Optimizer, batch: Batch, lr: float) -> torch.Tensor:
-    """One optimiser step on the mean of ``batch``'s sequence losses; returns them (before the step)."""
+def optimise(
+    model: UnifiedTransformer,
+    opt: torch.optim.Optimizer,
+    batch: Batch,
+    lr: float,
+    extra: Callable[[], torch.Tensor | None] | None = None,
+) -> torch.Tensor:
+    """One optimiser step on the mean of ``batch``'s sequence losses; returns them (before the step).
+
+    ``extra``: a further loss term added to the mean (e.g. a knowledge experiment's alignment term).
+    """
     model.train()
     losses = sequence_losses(model, batch)
     loss = losses.mean()
+    more = extra() if extra is not None else None
+    if more is not None:
+        loss = loss + more
     for group in opt.param_groups:
         group["lr"] = lr
     opt.zero_grad(set_to_none=True)
@@ -205,3 +217,47 @@ def train(
     log.close()
     final.write_bytes((out_dir / f"step_{cfg.steps:05d}.pt").read_bytes())
     return final
+
+
+def train_recipe(
+    out: str | Path = "toy-train",
+    *,
+    eval_items: int = 400,
+    init: str | Path | None = None,
+    on_step: Callable[[int, float], None] | None = None,
+    on_eval: Callable[[dict[str, float]], None] | None = None,
+    **settings: Any,
+) -> Path:
+    """:func:`train` from :class:`TrainConfig` settings, checked, with a held-out evaluation per checkpoint.
+
+    See :func:`gapeval.api.train_toy` for the arguments.
+
+    Raises:
+        GapevalError: A setting TrainConfig does not have, an unknown architecture, or an architecture
+            given with ``init``.
+
+    """
+    from gapeval.errors import GapevalError
+    from gapeval.toy.evaluate import evaluate_specs
+    from gapeval.toy.model import ARCHS
+
+    try:
+        cfg = TrainConfig(**settings)
+    except TypeError as exc:  # a setting TrainConfig does not have
+        raise GapevalError(f"not a training setting ({exc})", field="settings") from None
+    if cfg.arch not in ARCHS:
+        raise GapevalError(f"unknown architecture {cfg.arch!r}; known: {', '.join(ARCHS)}", field="--arch")
+    if init is not None and settings.get("arch") not in (None, "shared"):
+        raise GapevalError("a fine-tuned model keeps its checkpoint's architecture", field="--arch")
+    folder = output_folder(out)
+    rng = np.random.default_rng(cfg.seed + 7)
+    held_out = sample_specs(rng, eval_items, split="test") if eval_items else []
+
+    def evaluate_held_out(model: UnifiedTransformer, vocab: Vocab, tok: ImageTokenizer) -> dict[str, float]:
+        res: dict[str, float] = evaluate_specs(model, vocab, tok, held_out)
+        if on_eval:
+            on_eval(res)
+        return res
+
+    start = Path(init) if init is not None else None
+    return train(folder, cfg, init=start, on_step=on_step, evaluate=evaluate_held_out if held_out else None)
