@@ -144,6 +144,7 @@ class ToyStrategy:
         self.kind = strategy.kind or "full"
         self.rng = np.random.default_rng([seed, 1])
         self.peft: Any = None
+        self.rows: Any = None  # the embedding table whose added rows LoRA trains
         self.stages: list[list[str]] = []
         self.every = 0
         params = dict(model.named_parameters())
@@ -175,6 +176,7 @@ class ToyStrategy:
             mask = keep.new_zeros(keep.shape[0], 1)
             mask[new_rows] = 1.0
             keep.register_hook(lambda grad: grad * mask)  # type: ignore[no-untyped-call]
+            self.rows = keep
 
     def optimizer(self, lr: float, weight_decay: float) -> torch.optim.Optimizer:
         """AdamW over what may train (the rows LoRA adds train without weight decay, so the rest stay)."""
@@ -184,11 +186,10 @@ class ToyStrategy:
             # Every weight is in the optimiser; one not yet unfrozen has no gradient, so AdamW skips it.
             groups: list[dict[str, Any]] = [{"params": list(self.model.parameters())}]
         else:
-            trainable = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
-            rows = [p for n, p in trainable if self.kind == "lora" and n.endswith("tok.weight")]
-            groups = [{"params": [p for _, p in trainable if not any(p is r for r in rows)]}]
-            if rows:
-                groups.append({"params": rows, "weight_decay": 0.0})
+            trainable = [p for p in self.model.parameters() if p.requires_grad and p is not self.rows]
+            groups = [{"params": trainable}]
+            if self.rows is not None:
+                groups.append({"params": [self.rows], "weight_decay": 0.0})
         return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, betas=(0.9, 0.98))
 
     def before_step(self, step: int) -> None:

@@ -312,8 +312,10 @@ def _train_record(folder: Path) -> dict[str, Any] | None:
 
 def ensure_variant(
     folder: Path, arch: str, training: StudyTraining, progress: Callable[[str], None]
-) -> tuple[Path, float | None]:
-    """The variant's final checkpoint, trained here unless a finished training of the same recipe is.
+) -> tuple[Path, dict[str, Any]]:
+    """The variant's final checkpoint and its log's last record, training it unless the folder has it.
+
+    The record carries ``elapsed_s`` and ``params``; a finished training of the same recipe is reused.
 
     Raises:
         GapevalError: The folder holds a training of another recipe or architecture.
@@ -321,23 +323,23 @@ def ensure_variant(
     """
     from gapeval.toy.train import TrainConfig, train_recipe
 
-    want = asdict(TrainConfig(**training.model_dump(exclude={"eval_items"}), arch=arch))
+    # The recipe, without the held-out evaluation's size (it does not change the weights).
+    settings = training.model_dump(exclude={"eval_items"})
+    want = {k: v for k, v in asdict(TrainConfig(**settings, arch=arch)).items() if k != "eval_items"}
     last = _train_record(folder)
     if last is not None:
         had = {k: v for k, v in last.get("train", {}).items() if k != "eval_items"}
-        if had != {k: v for k, v in want.items() if k != "eval_items"}:
-            diff = next((k for k in want if k != "eval_items" and had.get(k) != want[k]), "train")
+        if had != want:
+            diff = next((k for k in want if had.get(k) != want[k]), "train")
             raise GapevalError(f"holds a training of another recipe ({diff}: {had.get(diff)!r} != "
                                f"{want[diff]!r}); pick another variants_dir", file=folder,
                                field="variants_dir")  # fmt: skip
         if last.get("step") == training.steps and (folder / "final.pt").is_file():
             progress(f"{arch}: reusing {folder / 'final.pt'} (trained in {last.get('elapsed_s')} s)")
-            return folder / "final.pt", last.get("elapsed_s")
+            return folder / "final.pt", last
     progress(f"{arch}: training {training.steps} steps into {folder}")
-    final = train_recipe(folder, eval_items=training.eval_items, arch=arch,
-                          **training.model_dump(exclude={"eval_items"}))  # fmt: skip
-    record = _train_record(folder) or {}
-    return final, record.get("elapsed_s")
+    final = train_recipe(folder, eval_items=training.eval_items, arch=arch, **settings)
+    return final, _train_record(folder) or {}
 
 
 def _knowledge(
@@ -416,9 +418,11 @@ def run_study(
     t0 = time.perf_counter()
     train_s = 0.0
     results: list[VariantResult] = []
+    curves: dict[str, list[dict[str, Any]]] = {}
+    layers: dict[str, list[dict[str, Any]]] = {}
     for arch in spec.variants:
         t = time.perf_counter()
-        final, trained_in = ensure_variant(variants_root / arch, arch, spec.train, say)
+        final, trained = ensure_variant(variants_root / arch, arch, spec.train, say)
         train_s += time.perf_counter() - t
         model = f"toy:{final}"
         here = folder / arch
@@ -440,14 +444,14 @@ def run_study(
         (here / "representations.json").write_text(reps.model_dump_json(indent=2))
         best = max(reps.layers, key=lambda r: r.transfer)
         measured = _measured(here, time.perf_counter() - t_measure)
-        from gapeval.toy.train import load_checkpoint
-
+        curves[arch] = [p.model_dump() for p in curve.points]
+        layers[arch] = [r.model_dump() for r in reps.layers]
         results.append(
             VariantResult(
                 variant=arch,
                 checkpoint=str(final),
-                params=load_checkpoint(final)[0].n_params(),
-                train_seconds=trained_in,
+                params=int(trained.get("params", 0)),
+                train_seconds=trained.get("elapsed_s"),
                 gap=_estimate(last.gap, last.gap_low, last.gap_high),
                 und=last.und,
                 gen=last.gen,
@@ -475,13 +479,21 @@ def run_study(
     result = StudyResult(spec=spec.model_dump(mode="json"), variants=results,
                          seconds={"train": round(train_s, 1), "study": round(total - train_s, 1),
                                   "total": round(total, 1)})  # fmt: skip
-    result.files = [str(f) for f in write_study(folder, result)]
+    result.files = [str(f) for f in write_study(folder, result, curves, layers)]
     (folder / "study.json").write_text(result.model_dump_json(indent=2))
     return result
 
 
-def write_study(folder: Path, result: StudyResult) -> list[Path]:
-    """``study.csv``, ``study.json``, the figures and ``index.html`` (the table and its figures)."""
+def write_study(
+    folder: Path,
+    result: StudyResult,
+    curves: dict[str, list[dict[str, Any]]],
+    layers: dict[str, list[dict[str, Any]]],
+) -> list[Path]:
+    """``study.csv``, ``study.json``, the figures and ``index.html`` (the table and its figures).
+
+    ``curves``: each variant's curve points; ``layers``: its representation probe's layers.
+    """
     from gapeval.report import figures
     from gapeval.report.site import template_env
 
@@ -490,12 +502,6 @@ def write_study(folder: Path, result: StudyResult) -> list[Path]:
     csv_file.write_text(to_csv(table), encoding="utf-8")
     figs = folder / "figures"
     figs.mkdir(exist_ok=True)
-    curves = {}
-    for v in result.variants:
-        curve = json.loads((Path(v.folders["curve"]) / "curve.json").read_text())
-        curves[v.variant] = curve["points"]
-    reps = {v.variant: json.loads((Path(v.folders["probes"]) / "representations.json").read_text())["layers"]
-            for v in result.variants}  # fmt: skip
     drawn = [
         figures.mechanism_curves(curves, figs),
         figures.mechanism_transfer(
@@ -503,7 +509,7 @@ def write_study(folder: Path, result: StudyResult) -> list[Path]:
             {k: [getattr(v, k).model_dump() for v in result.variants] for k in _ESTIMATES[2:]},
             figs,
         ),
-        figures.mechanism_layers(reps, result.variants[0].rep_chance, figs),
+        figures.mechanism_layers(layers, result.variants[0].rep_chance, figs),
     ]
     assets = folder / "assets"
     assets.mkdir(exist_ok=True)
